@@ -1,0 +1,3 @@
+"""Datasets, the demo data generator and data transforms."""
+from . import transforms  # noqa: F401
+from .demo_data import DEMO_CLASSES, generate_demo_dataset  # noqa: F401

@@ -1,0 +1,1 @@
+"""segreg.datasets.transforms."""

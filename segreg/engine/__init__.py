@@ -1,0 +1,2 @@
+"""Training glue: mmengine hooks."""
+from . import hooks  # noqa: F401

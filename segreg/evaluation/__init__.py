@@ -1,0 +1,1 @@
+"""Metrics of segmentation runs and the with/without comparison report."""

@@ -1,0 +1,1 @@
+"""segreg.models.layers."""
