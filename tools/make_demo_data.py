@@ -1,5 +1,9 @@
 #!/usr/bin/env python
-"""Generate the embedded demo dataset (COCO-Stuff164k layout) under data/demo.
+"""Generate a synthetic dataset (COCO-Stuff164k layout), by default data/demo.
+
+--kind scenes (default) is the embedded demo of the README; --kind aerial is
+the second, differently made set used by the regularizer experiments (write
+it to data/demo_aerial, which configs/_base_/datasets/demo_aerial.py reads).
 
 The data are a deterministic function of the seed and the counts, so every
 machine gets the same files; running it twice does nothing the second time.
@@ -7,7 +11,7 @@ machine gets the same files; running it twice does nothing the second time.
 import argparse
 import sys
 
-from segreg.datasets.demo_data import (DEMO_CLASSES, class_frequencies,
+from segreg.datasets.demo_data import (DEMO_KINDS, class_frequencies,
                                        generate_demo_dataset)
 
 
@@ -15,12 +19,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--out', default='data/demo', help='output root')
+    parser.add_argument('--kind', default='scenes', choices=sorted(DEMO_KINDS),
+                        help='which synthetic set')
+    parser.add_argument('--out', default=None,
+                        help='output root (default: data/demo for scenes, '
+                        'data/demo_aerial for aerial)')
     parser.add_argument('--num-train', type=int, default=300)
     parser.add_argument('--num-val', type=int, default=100)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--size', type=int, nargs=2, default=(128, 128),
-                        metavar=('H', 'W'))
+    parser.add_argument('--size', type=int, nargs=2, default=None,
+                        metavar=('H', 'W'),
+                        help='image size (default: 128 128 for scenes, '
+                        '96 96 for aerial)')
     parser.add_argument('--overwrite', action='store_true',
                         help='rewrite files even if the folder is up to date')
     return parser.parse_args(argv)
@@ -28,12 +38,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    out = args.out or ('data/demo' if args.kind == 'scenes' else
+                       f'data/demo_{args.kind}')
     meta = generate_demo_dataset(
-        args.out, args.num_train, args.num_val, args.seed, tuple(args.size),
-        overwrite=args.overwrite)
+        out, args.num_train, args.num_val, args.seed,
+        tuple(args.size) if args.size else None, overwrite=args.overwrite,
+        kind=args.kind)
     freqs = class_frequencies(meta)
-    print(f'demo data in {args.out}: {args.num_train} train / '
-          f'{args.num_val} val images, {len(DEMO_CLASSES)} classes')
+    print(f'{args.kind} data in {out}: {args.num_train} train / '
+          f'{args.num_val} val images, {len(freqs)} classes')
     for name, frac in sorted(freqs.items(), key=lambda kv: -kv[1]):
         print(f'  {name:<14s} {100 * frac:7.3f}% of train pixels')
     return 0

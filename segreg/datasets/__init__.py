@@ -1,3 +1,5 @@
 """Datasets, the demo data generator and data transforms."""
 from . import transforms  # noqa: F401
 from .demo_data import DEMO_CLASSES, generate_demo_dataset  # noqa: F401
+from .coco_stuff import (COCO_STUFF_CLASSES, STUFF_ONLY_CLASSES,  # noqa: F401
+                         COCOStuffStuffOnlyDataset)

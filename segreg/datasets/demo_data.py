@@ -25,7 +25,7 @@ import json
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -172,8 +172,13 @@ def render_sample(rng: np.random.Generator,
     return image, label
 
 
-def _sample_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    return np.random.default_rng([seed, list(SPLIT_DIRS).index(split), index])
+def _sample_rng(seed: int, split: str, index: int,
+                kind: str = 'scenes') -> np.random.Generator:
+    # 'scenes' keeps the original key so its files never change
+    key = [seed, list(SPLIT_DIRS).index(split), index]
+    if kind != 'scenes':
+        key.append(sorted(DEMO_KINDS).index(kind) + 1)
+    return np.random.default_rng(key)
 
 
 def sample_name(split: str, index: int) -> str:
@@ -186,10 +191,11 @@ def generate_demo_dataset(out_dir: str,
                           num_train: int = 300,
                           num_val: int = 100,
                           seed: int = 0,
-                          size: Tuple[int, int] = (128, 128),
+                          size: Optional[Tuple[int, int]] = None,
                           overwrite: bool = False,
-                          progress: bool = True) -> Dict[str, object]:
-    """Write the demo dataset to ``out_dir`` in the COCO-Stuff164k layout.
+                          progress: bool = True,
+                          kind: str = 'scenes') -> Dict[str, object]:
+    """Write a demo dataset to ``out_dir`` in the COCO-Stuff164k layout.
 
     Existing files are kept unless ``overwrite``; a ``meta.json`` records the
     generation arguments, and a folder made with other arguments is rewritten.
@@ -199,16 +205,26 @@ def generate_demo_dataset(out_dir: str,
         num_train: Number of training images.
         num_val: Number of validation images.
         seed: Seed of the whole set.
-        size: (height, width) of each image.
+        size: (height, width) of each image (default: the kind's own).
         overwrite: Rewrite every file even when present.
         progress: Show an mmengine progress bar.
+        kind: Which synthetic set, a key of :data:`DEMO_KINDS`: ``'scenes'``
+            (the default demo) or ``'aerial'`` (the second, differently made
+            set of :mod:`segreg.datasets.aerial_data`).
 
     Returns:
         The meta dictionary written to ``meta.json`` (arguments, classes and
         per-split pixel counts per class).
     """
+    if kind not in DEMO_KINDS:
+        raise ValueError(f'unknown demo kind {kind!r}; choose from '
+                         f'{sorted(DEMO_KINDS)}')
+    spec = DEMO_KINDS[kind]
+    size = tuple(size or spec.size)  # type: ignore[assignment]
     args = dict(num_train=num_train, num_val=num_val, seed=seed,
                 size=list(size), version=GENERATOR_VERSION)
+    if kind != 'scenes':
+        args['kind'] = kind
     meta_path = osp.join(out_dir, 'meta.json')
     if osp.isfile(meta_path) and not overwrite:
         with open(meta_path) as f:
@@ -218,7 +234,7 @@ def generate_demo_dataset(out_dir: str,
         overwrite = True  # different arguments: rewrite everything
     counts: Dict[str, List[int]] = {}
     id_to_col = {tid: i for i, tid in enumerate(
-        DEMO_TRAIN_IDS[c] for c in DEMO_CLASSES)}
+        spec.train_ids[c] for c in spec.classes)}
     jobs = [('train', i) for i in range(num_train)] + [
         ('val', i) for i in range(num_val)]
     bar = None
@@ -230,22 +246,22 @@ def generate_demo_dataset(out_dir: str,
         ann_dir = osp.join(out_dir, 'annotations', SPLIT_DIRS[split])
         os.makedirs(img_dir, exist_ok=True)
         os.makedirs(ann_dir, exist_ok=True)
-        image, label = render_sample(_sample_rng(seed, split, idx), size)
+        image, label = spec.render(_sample_rng(seed, split, idx, kind), size)
         stem = sample_name(split, idx)
         _atomic_imwrite(osp.join(img_dir, stem + '.jpg'),
                         cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, 95])
         _atomic_imwrite(osp.join(ann_dir, stem + '_labelTrainIds.png'), label)
         hist = np.bincount(label.ravel(), minlength=256)
-        split_counts = counts.setdefault(split, [0] * len(DEMO_CLASSES))
+        split_counts = counts.setdefault(split, [0] * len(spec.classes))
         for tid, col in id_to_col.items():
             split_counts[col] += int(hist[tid])
         if bar is not None:
             bar.update()
     if bar is not None:
         print()
-    meta = dict(args=args, classes=list(DEMO_CLASSES),
-                train_ids=[DEMO_TRAIN_IDS[c] for c in DEMO_CLASSES],
+    meta = dict(args=args, kind=kind, classes=list(spec.classes),
+                train_ids=[spec.train_ids[c] for c in spec.classes],
                 pixel_counts=counts)
     with open(meta_path + '.tmp', 'w') as f:
         json.dump(meta, f, indent=1)
@@ -271,5 +287,32 @@ def class_frequencies(meta: Dict[str, object],
     """Pixel fraction of every demo class in ``split`` (from ``meta.json``)."""
     counts = np.asarray(meta['pixel_counts'][split], np.float64)  # type: ignore[index]
     total = counts.sum()
-    return {c: float(n / total) for c, n in zip(DEMO_CLASSES, counts)}
+    return {c: float(n / total)
+            for c, n in zip(meta['classes'], counts)}  # type: ignore[arg-type]
 
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    """A synthetic dataset: its classes, their train ids and its renderer."""
+    classes: Tuple[str, ...]
+    train_ids: Dict[str, int]
+    render: Callable[[np.random.Generator, Tuple[int, int]],
+                     Tuple[np.ndarray, np.ndarray]]
+    size: Tuple[int, int]
+
+
+def _kinds() -> Dict[str, DemoSpec]:
+    from . import aerial_data
+    return {
+        'scenes': DemoSpec(DEMO_CLASSES, DEMO_TRAIN_IDS, render_sample,
+                           (128, 128)),
+        'aerial': DemoSpec(aerial_data.AERIAL_CLASSES,
+                           aerial_data.AERIAL_TRAIN_IDS,
+                           aerial_data.render_aerial, (96, 96)),
+    }
+
+
+#: The synthetic sets by name (``tools/make_demo_data.py --kind``).
+DEMO_KINDS: Dict[str, DemoSpec] = {}
+DEMO_KINDS.update(_kinds())
