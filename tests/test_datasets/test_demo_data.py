@@ -7,8 +7,12 @@ import os.path as osp
 
 import numpy as np
 
+from mmengine.registry import DefaultScope
+
 from segreg.datasets.demo_data import (DEMO_CLASSES, DEMO_TRAIN_IDS,
                                        generate_demo_dataset)
+
+PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
 
 
 def _digest(root: str) -> str:
@@ -50,13 +54,13 @@ def test_layout_and_label_values(demo_data_root):
 def test_loads_with_mmseg_coco_stuff_dataset(demo_data_root):
     import segreg  # noqa: F401
     from mmseg.datasets import COCOStuffDataset
-    ds = COCOStuffDataset(
-        data_root=demo_data_root,
-        metainfo=dict(classes=DEMO_CLASSES),
-        data_prefix=dict(img_path='images/val2017',
-                         seg_map_path='annotations/val2017'),
-        pipeline=[dict(type='mmseg.LoadImageFromFile'),
-                  dict(type='mmseg.LoadAnnotations')])
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        ds = COCOStuffDataset(
+            data_root=demo_data_root,
+            metainfo=dict(classes=DEMO_CLASSES),
+            data_prefix=dict(img_path='images/val2017',
+                             seg_map_path='annotations/val2017'),
+            pipeline=PIPELINE)
     assert len(ds) == 8
     assert ds.metainfo['classes'] == DEMO_CLASSES
     sample = ds[0]
@@ -90,12 +94,12 @@ def test_aerial_kind_is_another_dataset_with_its_own_classes(tmp_path):
     meta = generate_demo_dataset(root, 6, 3, seed=0, progress=False,
                                  kind='aerial')
     assert meta['classes'] == list(AERIAL_CLASSES)
-    ds = COCOStuffDataset(
-        data_root=root, metainfo=dict(classes=AERIAL_CLASSES),
-        data_prefix=dict(img_path='images/train2017',
-                         seg_map_path='annotations/train2017'),
-        pipeline=[dict(type='mmseg.LoadImageFromFile'),
-                  dict(type='mmseg.LoadAnnotations')])
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        ds = COCOStuffDataset(
+            data_root=root, metainfo=dict(classes=AERIAL_CLASSES),
+            data_prefix=dict(img_path='images/train2017',
+                             seg_map_path='annotations/train2017'),
+            pipeline=PIPELINE)
     assert len(ds) == 6
     seen = set()
     for i in range(len(ds)):
