@@ -1,0 +1,111 @@
+"""Fake evaluated runs on disk, for report / compare / ablate tests.
+
+``make_fake_run(folder, ...)`` writes what tools/train.py + tools/test.py
+leave behind: a work dir with ``<timestamp>/vis_data/scalars.json``, a config
+dump, ``last_checkpoint`` and ``eval/`` with metrics.json, confusion.npy and
+per_image.npz computed by the real segreg code from random label maps.
+"""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+from typing import Optional, Sequence
+
+import numpy as np
+
+from segreg.evaluation.functional import confusion_matrix
+from segreg.evaluation.metrics_file import write_metrics_folder
+from segreg.evaluation.per_image import PerImageStats
+
+CLASSES = ('sky', 'grass', 'sea', 'person', 'car', 'bird', 'kite')
+
+
+def fake_predictions(num_images: int, num_classes: int, quality: float,
+                     seed: int, size: int = 16):
+    """Ground truth (shared by every run) and predictions of given quality.
+
+    The ground truth is the same for every call with the same image count
+    (seed 1234); class frequencies are imbalanced and the last class never
+    occurs, so it is excluded; predictions copy the ground truth with
+    probability ``quality`` and are random otherwise (never the last class).
+    """
+    grng = np.random.default_rng(1234)
+    probs = np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04, 0.0])[:num_classes]
+    probs = probs / probs.sum()
+    gt = grng.choice(num_classes, size=(num_images, size, size), p=probs)
+    gt[:, 0, :3] = 255  # a few ignored pixels
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, num_classes - 1, size=gt.shape)
+    keep = rng.random(gt.shape) < quality
+    pred = np.where(keep & (gt != 255), gt, noise)
+    return gt, pred
+
+
+def make_fake_run(folder: str, seed: int, quality: float,
+                  classes: Sequence[str] = CLASSES, num_images: int = 12,
+                  scalars: bool = True, dual: bool = False,
+                  schema_version: Optional[int] = 1,
+                  with_per_image: bool = True, record: bool = True) -> str:
+    """Write a fake work dir at ``folder``; returns ``folder``."""
+    C = len(classes)
+    gt, pred = fake_predictions(num_images, C, quality, seed)
+    names = [f'img_{i:03d}.jpg' for i in range(num_images)]
+    cells, counts = [], []
+    for g, p in zip(gt, pred):
+        conf = confusion_matrix(p, g, C).reshape(-1)
+        nz = np.nonzero(conf)[0]
+        cells.append(nz.astype(np.int32))
+        counts.append(conf[nz])
+    per_image = PerImageStats.from_sparse_confusions(names, cells, counts, C)
+    conf = confusion_matrix(pred, gt, C)
+    os.makedirs(folder, exist_ok=True)
+    ckpt = osp.join(folder, 'iter_8.pth')
+    write_metrics_folder(
+        osp.join(folder, 'eval'), conf, per_image if with_per_image else
+        None, classes,
+        meta=dict(config='configs/fake.py', checkpoint=osp.abspath(ckpt),
+                  command=f'python tools/test.py configs/fake.py {ckpt}'))
+    if not with_per_image:
+        p = osp.join(folder, 'eval', 'per_image.npz')
+        if osp.exists(p):
+            os.remove(p)
+    mpath = osp.join(folder, 'eval', 'metrics.json')
+    if schema_version != 1:
+        with open(mpath) as f:
+            data = json.load(f)
+        if schema_version is None:
+            data.pop('schema_version')
+        else:
+            data['schema_version'] = schema_version
+        with open(mpath, 'w') as f:
+            json.dump(data, f)
+    with open(osp.join(folder, 'last_checkpoint'), 'w') as f:
+        f.write(ckpt)
+    with open(osp.join(folder, 'fake.py'), 'w') as f:
+        f.write(f"model = dict(type='EncoderDecoder')\n"
+                f"randomness = dict(deterministic=False, seed={seed})\n")
+    if record:
+        with open(osp.join(folder, 'ablate_run.json'), 'w') as f:
+            json.dump({'seed': seed, 'config': 'configs/fake.py',
+                       'train_command': f'python tools/train.py '
+                       f'configs/fake.py --seed {seed}',
+                       'train_status': 'done'}, f)
+    if scalars:
+        vis = osp.join(folder, '20260101_000000', 'vis_data')
+        os.makedirs(vis, exist_ok=True)
+        rng = np.random.default_rng(seed)
+        with open(osp.join(vis, 'scalars.json'), 'w') as f:
+            for it in range(1, 9):
+                rec = {'lr': 0.01, 'loss': 2.0 / it + rng.random() * 0.1,
+                       'decode.loss_ce': 1.5 / it, 'decode.acc_seg': 10.0 *
+                       it, 'time': 0.1, 'data_time': 0.01, 'iter': it,
+                       'step': it}
+                if dual:
+                    rec['decode.loss_dual_iou'] = 0.5 / it
+                    rec['dual/lambda_mean'] = 0.1 * it
+                f.write(json.dumps(rec) + '\n')
+                if it % 4 == 0:
+                    f.write(json.dumps({'aAcc': 50.0 + it, 'mIoU': 20.0 + it,
+                                        'step': it}) + '\n')
+    return folder

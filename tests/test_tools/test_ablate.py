@@ -1,0 +1,165 @@
+"""tools/ablate.py: plan, skip-if-done, cluster commands, the full loop."""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import DEMO_CONFIG, REPO_ROOT
+
+sys.path.insert(0, osp.join(REPO_ROOT, 'tests', 'test_evaluation'))
+from segreg_fake_runs import make_fake_run  # noqa: E402
+
+
+@pytest.fixture
+def ablate(tools_on_path):
+    import ablate
+    return ablate
+
+
+def _arms():
+    return ['baseline=' + DEMO_CONFIG, 'reg=' + DEMO_CONFIG]
+
+
+def _prepare(root):
+    """baseline seed0 evaluated; seed1 trained only; reg seed0 interrupted."""
+    make_fake_run(str(root / 'baseline' / 'seed0'), 0, 0.5)
+    w = root / 'baseline' / 'seed1'
+    w.mkdir(parents=True)
+    (w / 'last_checkpoint').write_text(str(w / 'iter_8.pth'))
+    (w / 'ablate_run.json').write_text(json.dumps({'train_status': 'done'}))
+    w = root / 'reg' / 'seed0'
+    w.mkdir(parents=True)
+    (w / 'last_checkpoint').write_text(str(w / 'iter_4.pth'))
+
+
+def test_plan_states(ablate, tmp_path):
+    _prepare(tmp_path)
+    arms = ablate.parse_arms(_arms())
+    jobs = ablate.plan(arms, [0, 1], str(tmp_path))
+    states = {(j.arm, j.seed): j.state for j in jobs}
+    assert states == {('baseline', 0): 'done', ('baseline', 1): 'test',
+                      ('reg', 0): 'resume', ('reg', 1): 'train'}
+    assert {j.state for j in ablate.plan(arms, [0, 1], str(tmp_path),
+                                         force=True)} == {'train'}
+
+
+def test_dry_run_prints_plan_and_runs_nothing(ablate, tmp_path, capsys):
+    _prepare(tmp_path)
+    rc = ablate.main(['--arms', *_arms(), '--seeds', '0', '1',
+                      '--work-root', str(tmp_path), '--dry-run'])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert '1 done, 3 to run' in out
+    assert 'skip (metrics.json present)' in out
+    assert 'resume training' in out and 'tools/compare.py' in out
+    assert not osp.exists(tmp_path / 'report')
+
+
+def test_main_skips_done_pairs_and_builds_the_report(ablate, tmp_path,
+                                                     monkeypatch, capsys):
+    _prepare(tmp_path)
+    calls = []
+
+    def fake_run_job(job, args, index, total):
+        calls.append((job.arm, job.seed, job.state))
+        make_fake_run(job.work_dir, job.seed, 0.5 if job.arm == 'baseline'
+                      else 0.7)
+        return True
+
+    monkeypatch.setattr(ablate, 'run_job', fake_run_job)
+    argv = ['--arms', *_arms(), '--seeds', '0', '1', '--work-root',
+            str(tmp_path), '--bootstrap', '50']
+    assert ablate.main(argv) == 0
+    assert sorted(calls) == [('baseline', 1, 'test'), ('reg', 0, 'resume'),
+                             ('reg', 1, 'train')]
+    out = capsys.readouterr().out
+    assert 'reg' in out and 'report.md' in out
+    assert osp.isfile(tmp_path / 'report' / 'report.html')
+    calls.clear()
+    assert ablate.main(argv) == 0  # everything done now: nothing reruns
+    assert calls == []
+    assert '4 done, 0 to run' in capsys.readouterr().out
+
+
+def test_failed_pair_gives_exit_1_and_the_report_still_builds(
+        ablate, tmp_path, monkeypatch, capsys):
+    make_fake_run(str(tmp_path / 'baseline' / 'seed0'), 0, 0.5)
+    monkeypatch.setattr(ablate, 'run_job', lambda *a: False)
+    rc = ablate.main(['--arms', *_arms(), '--seeds', '0', '--work-root',
+                      str(tmp_path), '--bootstrap', '0'])
+    err = capsys.readouterr().err
+    assert rc == 1 and 'FAILED: reg seed 0' in err
+    assert osp.isfile(tmp_path / 'report' / 'report.md')
+
+
+def test_print_commands(ablate, tmp_path, capsys):
+    base = ['--arms', *_arms(), '--seeds', '0', '1', '--work-root',
+            str(tmp_path), '--cfg-options', 'train_cfg.max_iters=8']
+    assert ablate.main(base + ['--print-commands', 'slurm', '--gpus', '4',
+                               '--partition', 'gpu']) == 0
+    out = capsys.readouterr().out
+    assert '#SBATCH --array=0-3' in out and '#SBATCH --gres=gpu:4' in out
+    assert '--launcher slurm' in out and 'train_cfg.max_iters=8' in out
+    assert '#SBATCH --partition=gpu' in out and 'compare.py' in out
+    assert out.startswith('#!/usr/bin/env bash\n')  # clean: can be saved
+    # run array task 1 with a stand-in srun that echoes its arguments
+    script, fakebin = tmp_path / 'job.sbatch', tmp_path / 'bin'
+    script.write_text(out)
+    fakebin.mkdir()
+    (fakebin / 'srun').write_text('#!/bin/sh\necho SRUN "$@"\n')
+    (fakebin / 'srun').chmod(0o755)
+    w = tmp_path / 'baseline' / 'seed1'
+    w.mkdir(parents=True)
+    (w / 'last_checkpoint').write_text('/ck/iter_8.pth')
+    env = dict(os.environ, SLURM_ARRAY_TASK_ID='1',
+               PATH=f'{fakebin}:/usr/bin:/bin')
+    proc = subprocess.run(['bash', str(script)], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert '--seed 1 --resume --launcher slurm --cfg-options ' \
+        'train_cfg.max_iters=8' in lines[0]
+    assert '/ck/iter_8.pth --out' in lines[1]
+    shutil.rmtree(tmp_path / 'baseline')
+    script.unlink()
+    shutil.rmtree(fakebin)
+    assert ablate.main(base + ['--print-commands', 'torchrun', '--gpus',
+                               '8']) == 0
+    out = capsys.readouterr().out
+    assert out.count('dist_train.sh') == 4
+    assert '--nproc_per_node=8' in out and '--launcher pytorch' in out
+    assert 'last_checkpoint' in out and 'metrics.json' in out
+    assert ablate.main(base + ['--print-commands', 'local']) == 0
+    out = capsys.readouterr().out
+    assert out.count('tools/train.py') == 4 and '--seed 1' in out
+    assert not os.listdir(tmp_path)  # nothing ran
+
+
+def test_bad_arguments(ablate, tmp_path, capsys):
+    assert ablate.main(['--arms', 'noequals', '--work-root',
+                        str(tmp_path)]) == 2
+    assert ablate.main(['--arms', 'a=missing.py']) == 2
+    assert 'missing.py' in capsys.readouterr().err
+    assert ablate.main(['--arms', 'a=' + DEMO_CONFIG, 'a=' + DEMO_CONFIG]) \
+        == 2
+    assert ablate.main(['--arms', 'a=' + DEMO_CONFIG, '--baseline', 'x']) \
+        == 2
+
+
+def test_condensed_progress_lines(ablate):
+    line = ('11/28 02:12:30 - mmengine - INFO - Iter(train) [  25/1000]  '
+            'base_lr: 1e-3 lr: 1e-3  eta: 0:02:00  time: 0.15  '
+            'data_time: 0.01  memory: 0  loss: 2.1234  decode.loss_ce: 1.5')
+    assert ablate.condense(line) == \
+        '    iter 25/1000  loss 2.1234  eta 0:02:00'
+    val = ('11/28 - mmengine - INFO - Iter(val) [13/13]    aAcc: 80.1  '
+           'mIoU: 40.5  mAcc: 50.0')
+    assert 'mIoU 40.5' in ablate.condense(val)
+    assert ablate.condense('Iter(val) [ 3/13]  eta: 0:00:01') is None
+    assert ablate.condense('random text') is None

@@ -1,0 +1,451 @@
+#!/usr/bin/env python
+"""Ablation runner: train and evaluate every arm x seed, then the report.
+
+Examples:
+    # the demo: baseline vs regularized, three seeds each (CPU, sequential)
+    python tools/ablate.py \\
+        --arms baseline=configs/demo/deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py \\
+               dualiou=configs/demo/<regularized demo config>.py \\
+        --seeds 0 1 2 --work-root work_dirs/ablation \\
+        --out work_dirs/ablation/report
+
+    # what would run / what is already done, without running anything
+    python tools/ablate.py --arms ... --seeds 0 1 2 --dry-run
+
+    # commands for a cluster instead of running here
+    python tools/ablate.py --arms ... --seeds 0 1 2 --print-commands slurm \\
+        --gpus 4 --partition gpu > ablation.sbatch
+    python tools/ablate.py --arms ... --seeds 0 1 2 --print-commands torchrun \\
+        --gpus 8 > ablation.sh
+
+For each arm NAME=CONFIG and seed S it runs, in a fresh process each,
+    python tools/train.py CONFIG --work-dir ROOT/NAME/seedS --seed S [--cfg-options ...]
+    python tools/test.py CONFIG <last checkpoint> --out ROOT/NAME/seedS/eval [--cfg-options ...]
+recording both commands in ROOT/NAME/seedS/ablate_run.json, and finishes with
+the report of tools/compare.py (baseline = the first arm unless --baseline).
+
+Pairs already done (ROOT/NAME/seedS/eval/metrics.json present and readable)
+are skipped; a finished training without metrics is only evaluated; an
+interrupted training is resumed from its last checkpoint. --force redoes
+everything. A failing pair is reported and the others still run; the exit
+status is then 1. Each child's full output goes to train.log / test.log in
+its work dir; the terminal shows condensed progress (--verbose: everything).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import os.path as osp
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+RUN_RECORD_FILE = 'ablate_run.json'  # = segreg.evaluation.report
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--arms', nargs='+', required=True,
+                        metavar='NAME=CONFIG',
+                        help='arms to compare; the first is the baseline '
+                        'unless --baseline says otherwise')
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0],
+                        help='training seeds (default: 0)')
+    parser.add_argument('--work-root', default='work_dirs/ablation',
+                        help='runs go to WORK_ROOT/NAME/seedS')
+    parser.add_argument('--out', default=None,
+                        help='report folder (default: WORK_ROOT/report)')
+    parser.add_argument('--baseline', help='baseline arm (default: first)')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        metavar='KEY=VALUE',
+                        help='passed to both tools/train.py and tools/test.py '
+                        '(e.g. train_cfg.max_iters=200)')
+    parser.add_argument('--force', action='store_true',
+                        help='redo pairs that are already done')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='print the plan (done / to do) and exit')
+    parser.add_argument('--print-commands', choices=['local', 'torchrun',
+                                                     'slurm'],
+                        help='print the commands (a shell script, or an '
+                        'sbatch array script) instead of running them')
+    parser.add_argument('--gpus', type=int, default=1,
+                        help='GPUs per run for --print-commands torchrun / '
+                        'slurm')
+    parser.add_argument('--partition', default=None,
+                        help='SLURM partition for --print-commands slurm')
+    parser.add_argument('--bootstrap', type=int, default=1000,
+                        help='image-bootstrap resamples of the report')
+    parser.add_argument('--verbose', action='store_true',
+                        help='show the full output of every child process')
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = osp.join(args.work_root, 'report')
+    return args
+
+
+# ---------------------------------------------------------------- planning
+@dataclass
+class Job:
+    arm: str
+    config: str
+    seed: int
+    work_dir: str
+    state: str = 'train'  # done | test | resume | train
+
+    @property
+    def eval_dir(self) -> str:
+        return osp.join(self.work_dir, 'eval')
+
+    @property
+    def record_path(self) -> str:
+        return osp.join(self.work_dir, RUN_RECORD_FILE)
+
+
+def parse_arms(specs: Sequence[str]) -> List[Tuple[str, str]]:
+    arms, seen = [], set()
+    for spec in specs:
+        if '=' not in spec:
+            raise ValueError(f'--arms {spec!r}: expected NAME=CONFIG')
+        name, config = spec.split('=', 1)
+        if not re.fullmatch(r'[A-Za-z0-9_.+-]+', name):
+            raise ValueError(f'--arms {spec!r}: NAME may only use letters, '
+                             f'digits and _ . + - (it names a folder)')
+        if name in seen:
+            raise ValueError(f'--arms: arm {name!r} given twice')
+        if not osp.isfile(config):
+            raise ValueError(f'--arms {spec!r}: config file {config!r} does '
+                             f'not exist')
+        seen.add(name)
+        arms.append((name, config))
+    return arms
+
+
+def _read_record(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def job_state(job: Job) -> str:
+    """done | test (trained, not evaluated) | resume | train."""
+    from segreg.evaluation.metrics_file import MetricsFileError, load_metrics
+    try:
+        load_metrics(job.eval_dir)
+        return 'done'
+    except MetricsFileError:
+        pass
+    record = _read_record(job.record_path)
+    last = osp.join(job.work_dir, 'last_checkpoint')
+    if record.get('train_status') == 'done' and osp.isfile(last):
+        return 'test'
+    if osp.isfile(last):
+        return 'resume'
+    return 'train'
+
+
+def plan(arms: Sequence[Tuple[str, str]], seeds: Sequence[int],
+         work_root: str, force: bool = False,
+         check: bool = True) -> List[Job]:
+    """One job per arm x seed; ``check=False`` skips the state look-up."""
+    jobs = []
+    for name, config in arms:
+        for seed in seeds:
+            job = Job(name, config, seed,
+                      osp.join(work_root, name, f'seed{seed}'))
+            job.state = 'train' if force or not check else job_state(job)
+            jobs.append(job)
+    return jobs
+
+
+def _script(name: str) -> str:
+    path = osp.join(ROOT, 'tools', name)
+    rel = osp.relpath(path)
+    return rel if not rel.startswith('..') else path
+
+
+def train_cmd(job: Job, cfg_options: Sequence[str], resume: bool,
+              python: str = 'python') -> List[str]:
+    cmd = [python, _script('train.py'), job.config, '--work-dir',
+           job.work_dir, '--seed', str(job.seed)]
+    if resume:
+        cmd.append('--resume')
+    if cfg_options:
+        cmd += ['--cfg-options', *cfg_options]
+    return cmd
+
+
+def test_cmd(job: Job, checkpoint: str, cfg_options: Sequence[str],
+             python: str = 'python') -> List[str]:
+    cmd = [python, _script('test.py'), job.config, checkpoint, '--out',
+           job.eval_dir]
+    if cfg_options:
+        cmd += ['--cfg-options', *cfg_options]
+    return cmd
+
+
+def compare_cmd(arms, work_root: str, out: str, baseline: str,
+                bootstrap: int) -> List[str]:
+    cmd = ['python', _script('compare.py')]
+    for name, _ in arms:
+        cmd += ['--run', f'{name}={osp.join(work_root, name, "seed*")}']
+    return cmd + ['--baseline', baseline, '--out', out, '--bootstrap',
+                  str(bootstrap)]
+
+
+def _join(cmd: Sequence[str]) -> str:
+    return ' '.join(shlex.quote(c) for c in cmd)
+
+
+# ---------------------------------------------------------------- printing
+def print_commands(mode: str, jobs: List[Job], args, arms,
+                   baseline: str) -> str:
+    opts = args.cfg_options
+    q = shlex.quote
+    generated = _join(['python', 'tools/ablate.py'] + list(sys.argv[1:]))
+    report = _join(compare_cmd(arms, args.work_root, args.out, baseline,
+                               args.bootstrap))
+    lines = ['#!/usr/bin/env bash',
+             f'# generated by: {generated}',
+             'set -euo pipefail']
+    if mode in ('local', 'torchrun'):
+        for job in jobs:
+            done = f'{job.eval_dir}/metrics.json'
+            ckpt = f'"$(cat {q(job.work_dir)}/last_checkpoint)"'
+            if mode == 'local':
+                tr = _join(train_cmd(job, opts, resume=False))
+                te = _join(test_cmd(job, 'CKPT', opts)).replace(
+                    'CKPT', ckpt)
+            else:
+                tr = _join(['bash', _script('dist_train.sh'), job.config,
+                            str(args.gpus), '--work-dir', job.work_dir,
+                            '--seed', str(job.seed)] +
+                           (['--cfg-options', *opts] if opts else []))
+                te = _join(['python', '-m', 'torch.distributed.run',
+                            f'--nproc_per_node={args.gpus}'] +
+                           test_cmd(job, 'CKPT', opts)[1:] +
+                           ['--launcher', 'pytorch']).replace('CKPT', ckpt)
+            lines += [f'# {job.arm}, seed {job.seed}',
+                      f'if [ ! -f {q(done)} ]; then',
+                      f'  {tr}', f'  {te}', 'fi']
+        lines += ['# report', report]
+        return '\n'.join(lines) + '\n'
+    # slurm: one array task per arm x seed
+    n = len(jobs)
+    g = args.gpus
+    lines = ['#!/usr/bin/env bash',
+             f'# generated by: {generated}',
+             f'# submit:  mkdir -p {q(args.work_root)} && '
+             'jid=$(sbatch --parsable THIS_FILE)',
+             '# report:  sbatch --dependency=afterany:$jid --wrap ' +
+             q(report),
+             '#SBATCH --job-name=segreg-ablate',
+             f'#SBATCH --array=0-{n - 1}',
+             '#SBATCH --nodes=1',
+             f'#SBATCH --ntasks-per-node={g}',
+             f'#SBATCH --gres=gpu:{g}',
+             '#SBATCH --cpus-per-task=5',
+             f'#SBATCH --output={args.work_root}/slurm-%A_%a.out']
+    if args.partition:
+        lines.append(f'#SBATCH --partition={args.partition}')
+    lines += ['set -euo pipefail',
+              'ARMS=(' + ' '.join(q(j.arm) for j in jobs) + ')',
+              'CONFIGS=(' + ' '.join(q(j.config) for j in jobs) + ')',
+              'SEEDS=(' + ' '.join(str(j.seed) for j in jobs) + ')',
+              'i=$SLURM_ARRAY_TASK_ID',
+              f'W={q(args.work_root)}/${{ARMS[$i]}}/seed${{SEEDS[$i]}}',
+              '[ -f "$W/eval/metrics.json" ] && { echo "done: $W"; exit 0; }',
+              'RESUME=""; [ -f "$W/last_checkpoint" ] && RESUME="--resume"',
+              'CFGOPT=(' + (' '.join(['--cfg-options'] + [q(o) for o in opts])
+                            if opts else '') + ')',
+              f'srun python -u {_script("train.py")} "${{CONFIGS[$i]}}" '
+              '--work-dir "$W" --seed "${SEEDS[$i]}" $RESUME '
+              '--launcher slurm ${CFGOPT[@]+"${CFGOPT[@]}"}',
+              f'srun python -u {_script("test.py")} "${{CONFIGS[$i]}}" '
+              '"$(cat "$W/last_checkpoint")" --out "$W/eval" '
+              '--launcher slurm ${CFGOPT[@]+"${CFGOPT[@]}"}']
+    return '\n'.join(lines) + '\n'
+
+
+# ---------------------------------------------------------------- running
+_ITER = re.compile(r'Iter\((train|val|test)\)\s*\[\s*(\d+)/(\d+)\]')
+
+
+def condense(line: str) -> Optional[str]:
+    """A short progress line from an mmengine log line, or None."""
+    m = _ITER.search(line)
+    if not m:
+        if 'Error' in line or 'error:' in line:
+            return line.rstrip()
+        return None
+    kind, i, n = m.groups()
+    fields = dict(re.findall(r'(\w[\w.]*):\s+([-\d.:e]+)', line[m.end():]))
+    if kind == 'train':
+        parts = [f'iter {i}/{n}']
+        parts += [f'{k} {fields[k]}' for k in ('loss', 'eta') if k in fields]
+        return '    ' + '  '.join(parts)
+    if 'mIoU' in fields:
+        return f'    {kind}: mIoU {fields["mIoU"]}'
+    return None
+
+
+def run_logged(cmd: List[str], log_path: str, verbose: bool) -> int:
+    """Run ``cmd``, teeing its output to ``log_path``; show progress."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    with open(log_path, 'w') as log:
+        log.write('$ ' + _join(cmd) + '\n')
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True,
+                                env=env, bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            if verbose:
+                sys.stdout.write(line)
+            else:
+                short = condense(line)
+                if short:
+                    print(short, flush=True)
+        return proc.wait()
+
+
+def _tail(path: str, n: int = 25) -> str:
+    try:
+        with open(path) as f:
+            return ''.join(f.readlines()[-n:])
+    except OSError:
+        return ''
+
+
+def _write_record(job: Job, **kw) -> None:
+    rec = _read_record(job.record_path)
+    rec.update(arm=job.arm, seed=job.seed, config=job.config, **kw)
+    os.makedirs(job.work_dir, exist_ok=True)
+    with open(job.record_path, 'w') as f:
+        json.dump(rec, f, indent=1)
+
+
+def run_job(job: Job, args, index: int, total: int) -> bool:
+    head = f'[ablate {index}/{total}] {job.arm} seed {job.seed}'
+    os.makedirs(job.work_dir, exist_ok=True)
+    py = sys.executable
+    if job.state in ('train', 'resume'):
+        cmd = train_cmd(job, args.cfg_options, job.state == 'resume', py)
+        shown = _join(['python'] + cmd[1:])
+        _write_record(job, train_command=shown, train_status='running')
+        log = osp.join(job.work_dir, 'train.log')
+        print(f'{head}: {"resuming" if job.state == "resume" else "training"}'
+              f' (log: {log})', flush=True)
+        t0 = time.time()
+        rc = run_logged(cmd, log, args.verbose)
+        if rc != 0:
+            _write_record(job, train_status=f'failed (exit {rc})')
+            print(f'{head}: training FAILED (exit {rc}); last lines of '
+                  f'{log}:\n{_tail(log)}', file=sys.stderr, flush=True)
+            return False
+        _write_record(job, train_status='done',
+                      train_seconds=round(time.time() - t0, 1))
+    last = osp.join(job.work_dir, 'last_checkpoint')
+    if not osp.isfile(last):
+        print(f'{head}: no {last} after training; cannot evaluate',
+              file=sys.stderr)
+        return False
+    with open(last) as f:
+        ckpt = f.read().strip()
+    cmd = test_cmd(job, ckpt, args.cfg_options, sys.executable)
+    log = osp.join(job.work_dir, 'test.log')
+    print(f'{head}: evaluating {osp.basename(ckpt)} (log: {log})',
+          flush=True)
+    _write_record(job, test_command=_join(['python'] + cmd[1:]),
+                  checkpoint=ckpt)
+    t0 = time.time()
+    rc = run_logged(cmd, log, args.verbose)
+    if rc != 0:
+        print(f'{head}: evaluation FAILED (exit {rc}); last lines of '
+              f'{log}:\n{_tail(log)}', file=sys.stderr, flush=True)
+        return False
+    _write_record(job, test_seconds=round(time.time() - t0, 1))
+    with open(osp.join(job.eval_dir, 'metrics.json')) as f:
+        miou = json.load(f).get('mIoU')
+    print(f'{head}: mIoU {miou:.2f}' if miou is not None else
+          f'{head}: mIoU n/a', flush=True)
+    return True
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        arms = parse_arms(args.arms)
+    except ValueError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    names = [n for n, _ in arms]
+    baseline = args.baseline or names[0]
+    if baseline not in names:
+        print(f'error: --baseline {baseline!r} is not one of {names}',
+              file=sys.stderr)
+        return 2
+    if len(set(args.seeds)) != len(args.seeds):
+        print(f'error: --seeds repeats a seed: {args.seeds}', file=sys.stderr)
+        return 2
+    if args.print_commands:
+        # no segreg import here: mmseg prints to stdout when imported
+        jobs = plan(arms, args.seeds, args.work_root, check=False)
+        sys.stdout.write(print_commands(args.print_commands, jobs, args,
+                                        arms, baseline))
+        return 0
+    jobs = plan(arms, args.seeds, args.work_root, args.force)
+    todo = [j for j in jobs if j.state != 'done']
+    print(f'[ablate] {len(jobs)} runs ({len(arms)} arms x {len(args.seeds)} '
+          f'seeds) in {args.work_root}: {len(jobs) - len(todo)} done, '
+          f'{len(todo)} to run')
+    for j in jobs:
+        action = {'done': 'skip (metrics.json present)',
+                  'test': 'evaluate (trained)',
+                  'resume': 'resume training, then evaluate',
+                  'train': 'train, then evaluate'}[j.state]
+        print(f'  {j.arm:<16} seed {j.seed:<4} {action}')
+    if args.dry_run:
+        print('report: ' + _join(compare_cmd(arms, args.work_root, args.out,
+                                             baseline, args.bootstrap)))
+        return 0
+    failed = []
+    t0 = time.time()
+    for k, job in enumerate(todo, 1):
+        if not run_job(job, args, k, len(todo)):
+            failed.append(job)
+    if todo:
+        print(f'[ablate] runs finished in {time.time() - t0:.0f} s')
+    from segreg.evaluation.report import ReportError, build_report
+    specs = [(j.arm, j.work_dir) for j in jobs]
+    print('[ablate] report: ' + _join(compare_cmd(
+        arms, args.work_root, args.out, baseline, args.bootstrap)))
+    try:
+        res = build_report(specs, args.out, baseline=baseline,
+                           bootstrap=args.bootstrap)
+    except ReportError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    for note in res.left_out:
+        print(f'left out: {note}', file=sys.stderr)
+    print(res.summary_table())
+    print(f'report: {osp.join(args.out, "report.md")} and report.html')
+    if failed:
+        print('[ablate] FAILED: ' + ', '.join(f'{j.arm} seed {j.seed}'
+                                              for j in failed) +
+              ' (see their train.log / test.log)', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

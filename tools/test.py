@@ -1,0 +1,211 @@
+#!/usr/bin/env python
+"""Evaluate a checkpoint: metrics.json, confusion.npy and per-image counts.
+
+Examples:
+    # the demo model after `python tools/train.py CONFIG --work-dir W`
+    python tools/test.py configs/demo/deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py \\
+        W/iter_1000.pth --out W/eval
+
+    # 4 GPUs with torchrun (results are gathered on rank 0)
+    python -m torch.distributed.run --nproc_per_node=4 tools/test.py \\
+        CONFIG CKPT --out DIR --launcher pytorch
+
+    # also save predicted label PNGs and colour overlays
+    python tools/test.py CONFIG CKPT --out DIR --save-preds
+
+Writes to DIR (see docs/evaluation.md):
+    metrics.json   aAcc, mIoU, mAcc, mDice, mFscore, mPrecision, mRecall and
+                   per-class IoU/Acc/Dice/Fscore/Precision/Recall, in percent
+    confusion.npy  (C, C) pixel counts, rows = ground truth, cols = prediction
+    per_image.npz  per-image class counts, for bootstrap CIs (tools/compare.py)
+    config.py      the config as evaluated
+    preds/, overlays/   with --save-preds
+and prints the tables. A class absent from both prediction and ground truth
+is excluded from every mean; a class predicted but absent from the ground
+truth scores 0 in every metric (mmseg's mFscore/mAcc drop it instead).
+
+The test set is the config's test_dataloader.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import shlex
+import sys
+
+from mmengine.config import Config, DictAction
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='config file the checkpoint was '
+                        'trained with')
+    parser.add_argument('checkpoint', help='checkpoint file (.pth)')
+    parser.add_argument(
+        '--out',
+        help='folder for metrics.json, confusion.npy, per_image.npz '
+        '(default: <work-dir>/eval_<checkpoint name>)')
+    parser.add_argument(
+        '--work-dir',
+        help='folder for the test log (default: the --out folder)')
+    parser.add_argument(
+        '--save-preds',
+        action='store_true',
+        help='save predicted label PNGs to OUT/preds and colour overlays to '
+        'OUT/overlays')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys, e.g. test_dataloader.dataset.data_root=X; '
+        'keys must already exist in the config (see --allow-new-keys)')
+    parser.add_argument(
+        '--allow-new-keys',
+        action='store_true',
+        help='let --cfg-options add keys that the config does not have')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher: none (one process), pytorch (torchrun) or slurm')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def default_out(args: argparse.Namespace) -> str:
+    stem = osp.splitext(osp.basename(args.checkpoint))[0]
+    base = args.work_dir or osp.join(
+        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return osp.join(base, f'eval_{stem}')
+
+
+def build_cfg(args: argparse.Namespace, argv=None) -> Config:
+    """Load the config, apply the options and set up the segreg evaluator."""
+    from segreg.utils import merge_cfg_options
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file {args.config!r} does not exist')
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'checkpoint {args.checkpoint!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    merge_cfg_options(cfg, args.cfg_options, args.allow_new_keys)
+    out = args.out or default_out(args)
+    cfg.work_dir = args.work_dir or out
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    for key in ('test_dataloader', 'test_cfg'):
+        if not cfg.get(key):
+            raise ValueError(f'the config has no {key}; tools/test.py '
+                             f'evaluates on the test set')
+    old = cfg.get('test_evaluator') or {}
+    if isinstance(old, (list, tuple)):
+        old = old[0] if old else {}
+    command = ' '.join(shlex.quote(a) for a in
+                       ['python', 'tools/test.py',
+                        *(sys.argv[1:] if argv is None else argv)])
+    cfg.test_evaluator = dict(
+        type='SegregIoUMetric',
+        ignore_index=old.get('ignore_index', 255),
+        beta=old.get('beta', 1.0),
+        out_dir=out,
+        pred_dir=osp.join(out, 'preds') if args.save_preds else None,
+        overlay_dir=osp.join(out, 'overlays') if args.save_preds else None,
+        log_per_class=False,
+        meta=dict(config=osp.abspath(args.config),
+                  checkpoint=osp.abspath(args.checkpoint),
+                  command=command))
+    if args.launcher != 'none':
+        import torch
+        if not torch.cuda.is_available():
+            # CPU-only distributed run: gloo, and no device_ids for DDP
+            # (mmengine adds device_ids=[LOCAL_RANK] unless the key is set)
+            cfg.env_cfg = dict(cfg.get('env_cfg', {}),
+                               dist_cfg=dict(backend='gloo'))
+            if cfg.get('model_wrapper_cfg') is None:
+                cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel',
+                                             broadcast_buffers=False,
+                                             device_ids=None)
+    return cfg
+
+
+def _init_cpu_process_group() -> None:
+    """torchrun without CUDA: mmengine's launcher calls cuda.set_device."""
+    import torch
+    import torch.distributed as dist
+    if torch.cuda.is_available() or dist.is_initialized():
+        return
+    dist.init_process_group(backend='gloo')
+
+
+def _progress_hook():
+    """A hook that draws mmengine's ProgressBar over the test batches."""
+    from mmengine.dist import is_main_process
+    from mmengine.hooks import Hook
+    from mmengine.utils import ProgressBar
+
+    class TestProgressHook(Hook):
+        priority = 'VERY_LOW'
+
+        def before_test(self, runner) -> None:
+            self.bar = (ProgressBar(len(runner.test_dataloader))
+                        if is_main_process() else None)
+
+        def after_test_iter(self, runner, batch_idx, data_batch=None,
+                            outputs=None) -> None:
+            if self.bar is not None:
+                self.bar.update()
+                if self.bar.completed >= self.bar.task_num:
+                    self.bar.file.write('\n')
+                    self.bar.file.flush()
+                    self.bar = None
+
+    return TestProgressHook()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import segreg  # noqa: F401  (registers SegregIoUMetric and models)
+    from mmengine.dist import is_main_process
+    from mmengine.runner import Runner
+    from mmseg.registry import RUNNERS
+
+    from segreg.evaluation import format_table
+    from segreg.utils import (CheckpointMismatchError, ConfigError,
+                              DataRootError, check_checkpoint_compatible,
+                              check_data_roots)
+    try:
+        cfg = build_cfg(args, argv)
+        check_data_roots(cfg, ('test_dataloader', ))
+    except (ConfigError, DataRootError, FileNotFoundError, ValueError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    if args.launcher == 'pytorch':
+        _init_cpu_process_group()
+    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
+              RUNNERS.build(cfg))
+    try:
+        check_checkpoint_compatible(runner.model, args.checkpoint)
+    except (CheckpointMismatchError, FileNotFoundError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    runner.register_hook(_progress_hook())
+    runner.test()
+    if is_main_process():
+        out = cfg.test_evaluator['out_dir']
+        cfg.dump(osp.join(out, 'config.py'))
+        metric = runner.test_evaluator.metrics[0]
+        print(format_table(metric.last_metrics))
+        print(f'wrote {osp.join(out, "metrics.json")}, confusion.npy, '
+              f'per_image.npz ({metric.last_metrics["num_images"]} images)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
