@@ -59,5 +59,5 @@ val_dataloader = dict(
             img_path='images/val2017', seg_map_path='annotations/val2017'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU', 'mFscore'])
+val_evaluator = dict(type='SegregIoUMetric')
 test_evaluator = val_evaluator
