@@ -4,6 +4,8 @@ Nothing here touches a registry or an ``nn.Module``; each function states the
 equation it implements and points to the doc (docs/) that derives it.
 """
 __all__: list = []
+from .nystrom import (  # noqa: F401,E402
+    iterative_pinv, nystrom_attention, segment_means)
 from .projection import project_tau_eps  # noqa: F401,E402
 from .fractional_lp import (  # noqa: F401,E402
     ClasswiseLP, ClasswiseThreshold, HingeBound, classwise_fractional_lp,
@@ -22,3 +24,4 @@ __all__ += [  # dual-projected metric regularizer ops
     'roc_auc_lagrangian', 'precision_at_recall_threshold', 'HingeRates',
     'RateLagrangian'
 ]
+__all__ += ['nystrom_attention', 'iterative_pinv', 'segment_means']

@@ -1,1 +1,2 @@
 """segreg.models.decode_heads."""
+from .nystrom_head import NystromHead  # noqa: F401

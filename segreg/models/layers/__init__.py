@@ -1,1 +1,2 @@
 """segreg.models.layers."""
+from .nystrom_attention import NystromAttention  # noqa: F401
