@@ -1,0 +1,24 @@
+# Demo ablation arm: cross-entropy + mmseg's DiceLoss on softmax
+# probabilities (use_sigmoid=False; mmseg's default is sigmoid).
+# Caveat, checked in mmseg 1.4.2 (mmseg/models/losses/dice_loss.py): DiceLoss
+# does NOT mask ignore_index pixels. Its `ignore_index` drops the *class
+# channel* with that index (none, for 255), the forward's `ignore_index`
+# argument is unused, and ignored pixels become all-zero one-hot rows whose
+# predicted probabilities still enter the sum of squares of the denominator
+# (they are pushed towards zero). Ignore pixels come from the labels and from
+# padding (seg_pad_val=255) when a crop is smaller than crop_size.
+_base_ = './deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
+model = dict(
+    decode_head=dict(loss_decode=[
+        dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True),
+        dict(
+            type='DiceLoss',
+            use_sigmoid=False,
+            activate=True,
+            naive_dice=False,
+            loss_weight=1.0),
+    ]))
