@@ -264,8 +264,8 @@ class _NegativeHinge(torch.autograd.Function):
         if x.dim() == 2:
             out = w @ t
         else:
-            out = torch.einsum('bs,bcs->c', w.reshape(w.shape[0], -1),
-                               t.reshape(t.shape[0], C, -1))
+            # flatten (not reshape(B, -1)): also valid for an empty batch
+            out = torch.einsum('bs,bcs->c', w.flatten(1), t.flatten(2))
         ctx.save_for_backward(x, e, w, y)
         return out
 

@@ -539,3 +539,13 @@ def test_property_classwise(problem):
     up[valid, y.clamp(0, C - 1)[valid]] += 0.3           # raise positives
     ru = classwise_fractional_lp(up, y, w, beta)
     assert (ru.value[r.feasible] <= r.value[r.feasible] + 1e-9).all()
+
+
+def test_negative_hinge_of_an_empty_image_batch_is_zero():
+    from segreg.ops import classwise_negative_hinge
+    scores = torch.zeros(0, 4, 3, 3, requires_grad=True)
+    labels = torch.zeros(0, 3, 3, dtype=torch.long)
+    out = classwise_negative_hinge(scores, labels, torch.ones(4))
+    assert out.shape == (4,) and torch.equal(out, torch.zeros(4))
+    out.sum().backward()
+    assert scores.grad is not None and scores.grad.shape == scores.shape
