@@ -65,3 +65,28 @@ def demo_cfg_options(demo_data_root):
     def make(max_iters: int = 2, interval: int = 2) -> list:
         return _demo_cfg_options(demo_data_root, max_iters, interval)
     return make
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_mmengine_instances():
+    """Forget mmengine's named singletons (visualizers, loggers) after a test.
+
+    A Runner names its visualizer and logger ``<config>_<timestamp>``; two
+    runners built in the same second in one process (as tests do) would
+    share them, and the second run's scalars would land in the first run's
+    work dir.
+    """
+    yield
+    from mmengine.logging import MMLogger
+    from mmengine.visualization import Visualizer
+    for cls in (Visualizer, *_subclasses(Visualizer)):
+        cls._instance_dict.clear()
+    for name in list(MMLogger._instance_dict):
+        if name != 'mmengine':
+            MMLogger._instance_dict.pop(name)
