@@ -549,3 +549,19 @@ def test_negative_hinge_of_an_empty_image_batch_is_zero():
     assert out.shape == (4,) and torch.equal(out, torch.zeros(4))
     out.sum().backward()
     assert scores.grad is not None and scores.grad.shape == scores.shape
+
+
+def test_one_key_sort_equals_two_stable_sorts():
+    from segreg.ops.fractional_lp import _class_then_score_desc_order
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(5000, generator=g)
+    f[::7] = 0.0
+    f[1::11] = -0.0
+    f[::13] = f[0]  # ties
+    f[2::17] = 1e30
+    f[3::19] = -1e-30
+    y = torch.randint(0, 6, (5000,), generator=g)
+    perm = _class_then_score_desc_order(f, y)
+    ref = _class_then_score_desc_order(f.double(), y)
+    assert torch.equal(y[perm], y[ref])
+    assert torch.equal(f[perm], f[ref])  # -0.0 == 0.0, so ties compare equal
