@@ -33,12 +33,12 @@ import os
 import os.path as osp
 import sys
 import time
-from multiprocessing import Pool
 from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 from PIL import Image
+from segreg.utils.progress import progress_map
 
 WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset', 'MultiImageMixDataset')
 ERROR_KINDS = {
@@ -259,23 +259,7 @@ def check_pair(task: tuple) -> dict:
 
 
 def run_checks(tasks: List[tuple], nproc: int) -> List[dict]:
-    from mmengine.utils import ProgressBar
-    results = []
-    if not tasks:
-        return results
-    bar = ProgressBar(len(tasks))
-    if nproc <= 1:
-        for t in tasks:
-            results.append(check_pair(t))
-            bar.update()
-    else:
-        chunk = max(1, min(32, len(tasks) // (nproc * 8)))
-        with Pool(nproc) as pool:
-            for r in pool.imap_unordered(check_pair, tasks, chunksize=chunk):
-                results.append(r)
-                bar.update()
-    sys.stdout.write('\n')
-    return results
+    return progress_map(check_pair, tasks, nproc)
 
 
 # ------------------------------------------------------------ the report

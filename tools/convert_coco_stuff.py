@@ -38,12 +38,12 @@ import os.path as osp
 import shutil
 import sys
 import time
-from multiprocessing import Pool
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from PIL import Image
+from segreg.utils.progress import progress_map
 
 try:
     from segreg.datasets.coco_stuff import (COCO_ID_TO_STUFF_ONLY_TRAIN_ID,
@@ -286,23 +286,7 @@ def run_task(task: dict) -> dict:
 
 
 def run_tasks(tasks: List[dict], nproc: int) -> List[dict]:
-    from mmengine.utils import ProgressBar
-    results = []
-    if not tasks:
-        return results
-    bar = ProgressBar(len(tasks))
-    if nproc <= 1:
-        for t in tasks:
-            results.append(run_task(t))
-            bar.update()
-    else:
-        chunk = max(1, min(32, len(tasks) // (nproc * 8)))
-        with Pool(nproc) as pool:
-            for r in pool.imap_unordered(run_task, tasks, chunksize=chunk):
-                results.append(r)
-                bar.update()
-    sys.stdout.write('\n')
-    return results
+    return progress_map(run_task, tasks, nproc)
 
 
 # ---------------------------------------------------------- task builders
