@@ -88,6 +88,7 @@ def default_out(args: argparse.Namespace) -> str:
 def build_cfg(args: argparse.Namespace, argv=None) -> Config:
     """Load the config, apply the options and set up the segreg evaluator."""
     from segreg.utils import merge_cfg_options
+    from segreg.utils.dist import adapt_cfg_for_cpu_distributed
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
     if not osp.isfile(args.checkpoint):
@@ -121,27 +122,8 @@ def build_cfg(args: argparse.Namespace, argv=None) -> Config:
         meta=dict(config=osp.abspath(args.config),
                   checkpoint=osp.abspath(args.checkpoint),
                   command=command))
-    if args.launcher != 'none':
-        import torch
-        if not torch.cuda.is_available():
-            # CPU-only distributed run: gloo, and no device_ids for DDP
-            # (mmengine adds device_ids=[LOCAL_RANK] unless the key is set)
-            cfg.env_cfg = dict(cfg.get('env_cfg', {}),
-                               dist_cfg=dict(backend='gloo'))
-            if cfg.get('model_wrapper_cfg') is None:
-                cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel',
-                                             broadcast_buffers=False,
-                                             device_ids=None)
+    adapt_cfg_for_cpu_distributed(cfg, args.launcher)
     return cfg
-
-
-def _init_cpu_process_group() -> None:
-    """torchrun without CUDA: mmengine's launcher calls cuda.set_device."""
-    import torch
-    import torch.distributed as dist
-    if torch.cuda.is_available() or dist.is_initialized():
-        return
-    dist.init_process_group(backend='gloo')
 
 
 def _progress_hook():
@@ -177,6 +159,7 @@ def main(argv=None) -> int:
     from mmseg.registry import RUNNERS
 
     from segreg.evaluation import format_table
+    from segreg.utils.dist import init_cpu_process_group
     from segreg.utils import (CheckpointMismatchError, ConfigError,
                               DataRootError, check_checkpoint_compatible,
                               check_data_roots)
@@ -186,8 +169,7 @@ def main(argv=None) -> int:
     except (ConfigError, DataRootError, FileNotFoundError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
-    if args.launcher == 'pytorch':
-        _init_cpu_process_group()
+    init_cpu_process_group(args.launcher)
     runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
               RUNNERS.build(cfg))
     try:

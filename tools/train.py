@@ -81,6 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_cfg(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line options (checked)."""
     from segreg.utils import merge_cfg_options
+    from segreg.utils.dist import adapt_cfg_for_cpu_distributed
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
     cfg = Config.fromfile(args.config)
@@ -109,36 +110,8 @@ def build_cfg(args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    if args.launcher != 'none':
-        import torch
-        if not torch.cuda.is_available():
-            # CPU-only distributed run (tests, debugging): nccl needs GPUs,
-            # and mmengine's default DDP wrapper pins device_ids=[LOCAL_RANK],
-            # which DDP refuses for CPU modules.
-            cfg.env_cfg = dict(cfg.get('env_cfg', {}),
-                               dist_cfg=dict(backend='gloo'))
-            if cfg.get('model_wrapper_cfg') is None:
-                cfg.model_wrapper_cfg = dict(
-                    type='MMDistributedDataParallel',
-                    device_ids=None,
-                    broadcast_buffers=False,
-                    find_unused_parameters=cfg.get('find_unused_parameters',
-                                                   False))
+    adapt_cfg_for_cpu_distributed(cfg, args.launcher)
     return cfg
-
-
-def _init_cpu_process_group() -> None:
-    """Start a gloo process group for torchrun on machines without CUDA.
-
-    mmengine's pytorch launcher always calls ``torch.cuda.set_device``, which
-    fails on CPU-only hosts; mmengine skips its own initialisation when a
-    process group exists, so we create one from torchrun's environment.
-    """
-    import torch
-    import torch.distributed as dist
-    if torch.cuda.is_available() or dist.is_initialized():
-        return
-    dist.init_process_group(backend='gloo')
 
 
 def main(argv=None) -> int:
@@ -147,6 +120,7 @@ def main(argv=None) -> int:
     from mmengine.runner import Runner
     from mmseg.registry import RUNNERS
 
+    from segreg.utils.dist import init_cpu_process_group
     from segreg.utils import (CheckpointMismatchError, ConfigError,
                               DataRootError, check_checkpoint_compatible,
                               check_data_roots)
@@ -156,8 +130,7 @@ def main(argv=None) -> int:
     except (ConfigError, DataRootError, FileNotFoundError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
-    if args.launcher == 'pytorch':
-        _init_cpu_process_group()
+    init_cpu_process_group(args.launcher)
     runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
               RUNNERS.build(cfg))
     if cfg.get('load_from'):
