@@ -304,6 +304,24 @@ class _NegativeHinge(torch.autograd.Function):
         return gx, ge, None, None
 
 
+def _own_class_scores(scores: Tensor, labels: Tensor,
+                      weight: Optional[Tensor]) -> Tuple[Tensor, ...]:
+    """Scores in the compute dtype, pixel weights, and each pixel's own class.
+
+    Returns ``(x, w, y, pos, y_pos)``: ``x`` the scores (compute dtype),
+    ``w`` the valid-pixel weights (0 outside [0, C)), ``y`` the labels clamped
+    into range, ``pos = x[i, y_i]`` and ``y_pos`` the labels with
+    zero-weight pixels moved to the ignored segment ``C``.
+    """
+    C = scores.shape[1]
+    dt = _compute_dtype(scores, weight)
+    x = scores.to(dt)
+    w, y = _pixel_weights(labels, C, weight, dt)
+    pos = x.gather(1, y.unsqueeze(1)).squeeze(1)
+    y_pos = torch.where(w > 0, y, torch.full_like(y, C))
+    return x, w, y, pos, y_pos
+
+
 def classwise_negative_hinge(scores: Tensor,
                              labels: Tensor,
                              eps: Tensor,
@@ -397,11 +415,7 @@ def classwise_fractional_lp(scores: Tensor,
     """
     _beta_sq(beta, metric)
     C = scores.shape[1]
-    dt = _compute_dtype(scores, weight)
-    x = scores.to(dt)
-    w, y = _pixel_weights(labels, C, weight, dt)
-    pos = x.gather(1, y.unsqueeze(1)).squeeze(1)
-    y_pos = torch.where(w > 0, y, torch.full_like(y, C))
+    x, w, _, pos, y_pos = _own_class_scores(scores, labels, weight)
     thr = classwise_threshold(pos.reshape(-1), y_pos.reshape(-1), C,
                               w.reshape(-1))
     neg = classwise_negative_hinge(x, y_pos, thr.eps, w)
@@ -581,15 +595,12 @@ def classwise_hinge_bound(scores: Tensor,
     """
     _beta_sq(beta, metric)
     C = scores.shape[1]
-    dt = _compute_dtype(scores, weight)
-    x = scores.to(dt)
-    w, y = _pixel_weights(labels, C, weight, dt)
-    pos = x.gather(1, y.unsqueeze(1)).squeeze(1)
+    x, w, y, pos, y_pos = _own_class_scores(scores, labels, weight)
+    dt = x.dtype
     wf = (w * torch.where(w > 0, pos, torch.zeros_like(pos)).clamp(max=1.0))
     zc = torch.zeros(C, device=x.device, dtype=dt)
     tp = zc.index_add(0, y.reshape(-1), wf.reshape(-1))
     n = zc.index_add(0, y.reshape(-1), w.reshape(-1))
-    y_pos = torch.where(w > 0, y, torch.full_like(y, C))
     fpu = classwise_negative_hinge(x, y_pos, torch.ones(C, device=x.device,
                                                         dtype=dt), w)
     bound = hinge_bound_from_counts(tp, fpu, n, beta, metric)
