@@ -11,7 +11,7 @@ from .fractional_lp import (  # noqa: F401,E402
     ClasswiseLP, ClasswiseThreshold, HingeBound, classwise_fractional_lp,
     classwise_hinge_bound, classwise_lp_value, classwise_negative_hinge,
     classwise_threshold, fractional_lp, hinge_bound, hinge_bound_from_counts,
-    lp_metric_bound)
+    lp_metric_bound, surrogate)
 from .rate_constraints import (  # noqa: F401,E402
     HingeRates, RateLagrangian, hinge_rates, precision_at_recall,
     precision_at_recall_threshold, recall_at_precision, roc_auc_lagrangian)
@@ -20,7 +20,7 @@ __all__ += [  # dual-projected metric regularizer ops
     'classwise_threshold', 'classwise_negative_hinge', 'classwise_lp_value',
     'lp_metric_bound', 'hinge_bound', 'classwise_hinge_bound',
     'hinge_bound_from_counts', 'ClasswiseThreshold', 'ClasswiseLP',
-    'HingeBound', 'hinge_rates', 'precision_at_recall', 'recall_at_precision',
+    'HingeBound', 'surrogate', 'hinge_rates', 'precision_at_recall', 'recall_at_precision',
     'roc_auc_lagrangian', 'precision_at_recall_threshold', 'HingeRates',
     'RateLagrangian'
 ]

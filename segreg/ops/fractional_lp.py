@@ -43,7 +43,8 @@ __all__ = [
     'fractional_lp', 'classwise_fractional_lp', 'classwise_threshold',
     'classwise_negative_hinge', 'classwise_lp_value', 'lp_metric_bound',
     'hinge_bound', 'classwise_hinge_bound', 'hinge_bound_from_counts',
-    'ClasswiseThreshold', 'ClasswiseLP', 'HingeBound'
+    'ClasswiseThreshold', 'ClasswiseLP', 'HingeBound', 'surrogate',
+    'SURROGATES'
 ]
 
 _METRICS = ('fbeta', 'iou')
@@ -262,26 +263,53 @@ def _pixel_weights(labels: Tensor, C: int, weight: Optional[Tensor],
     return w, torch.where(valid, y, torch.zeros_like(y))
 
 
+SURROGATES = ('hinge', 'square', 'logistic')
+
+
+def surrogate(t: Tensor, kind: str = 'hinge') -> Tensor:
+    r"""The upper bound ``phi(t)`` of the step ``[t > 0]`` (paper, Remark 3).
+
+    ``'hinge'``: ``max(0, t)`` (the LP's); ``'square'``: ``max(0, t)^2``;
+    ``'logistic'``: ``log(1 + e^t)``. All are non-decreasing, so the
+    class-wise LP threshold stays the water-filling ``eps_min``; with a
+    threshold ``>= 1`` each bounds the indicator of ``f >= 0`` from above.
+    """
+    if kind == 'hinge':
+        return torch.relu(t)
+    if kind == 'square':
+        return torch.relu(t).square()
+    if kind == 'logistic':
+        return torch.nn.functional.softplus(t)
+    raise ValueError(f'surrogate must be one of {SURROGATES}, got {kind!r}')
+
+
 class _NegativeHinge(torch.autograd.Function):
-    """``out_c = sum_j w_j relu(x_jc + e_c) [y_j != c]`` with a lean backward.
+    """``out_c = sum_j w_j phi(x_jc + e_c) [y_j != c]`` with a lean backward.
 
     Saves only its inputs and recomputes the mask in backward: one (N, C)
     temporary in forward and one in backward (plain autograd needs about
     four). ``x`` is (N, C) or (B, C, *); ``w``, ``y`` have ``x``'s shape
-    without dim 1; ``y`` must be in [0, C).
+    without dim 1; ``y`` must be in [0, C). ``phi`` is :func:`surrogate`.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, e: Tensor, w: Tensor, y: Tensor) -> Tensor:
+    def forward(ctx, x: Tensor, e: Tensor, w: Tensor, y: Tensor,
+                kind: str) -> Tensor:
         C = x.shape[1]
         t = x + _channel_view(e, C, x.dim())
         t.scatter_(1, y.unsqueeze(1), float('-inf'))  # not its own negative
-        t.clamp_(min=0)
+        if kind == 'hinge':
+            t.clamp_(min=0)
+        elif kind == 'square':
+            t.clamp_(min=0).square_()
+        else:
+            t = torch.nn.functional.softplus(t)
         if x.dim() == 2:
             out = w @ t
         else:
             # flatten (not reshape(B, -1)): also valid for an empty batch
             out = torch.einsum('bs,bcs->c', w.flatten(1), t.flatten(2))
+        ctx.kind = kind
         ctx.save_for_backward(x, e, w, y)
         return out
 
@@ -292,16 +320,21 @@ class _NegativeHinge(torch.autograd.Function):
         C = x.shape[1]
         need_x, need_e = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_x or need_e):
-            return None, None, None, None
+            return None, None, None, None, None
         t = x + _channel_view(e, C, x.dim())
-        t.gt_(0)                                        # 1 where active
+        if ctx.kind == 'hinge':
+            t.gt_(0)                                    # phi' = [t > 0]
+        elif ctx.kind == 'square':
+            t.clamp_(min=0).mul_(2.0)                   # phi' = 2 max(0, t)
+        else:
+            t.sigmoid_()                                # phi' = sigmoid(t)
         t.scatter_(1, y.unsqueeze(1), 0.0)
-        t.mul_(w.unsqueeze(1))                          # w_j [active]
+        t.mul_(w.unsqueeze(1))                          # w_j phi'
         ge = None
         if need_e:
             ge = t.sum(dim=[d for d in range(t.dim()) if d != 1]) * g
         gx = t.mul_(_channel_view(g, C, x.dim())) if need_x else None
-        return gx, ge, None, None
+        return gx, ge, None, None, None
 
 
 def _own_class_scores(scores: Tensor, labels: Tensor,
@@ -325,7 +358,8 @@ def _own_class_scores(scores: Tensor, labels: Tensor,
 def classwise_negative_hinge(scores: Tensor,
                              labels: Tensor,
                              eps: Tensor,
-                             weight: Optional[Tensor] = None) -> Tensor:
+                             weight: Optional[Tensor] = None,
+                             surrogate: str = 'hinge') -> Tensor:
     r"""``sum_{j: y_j != c} w_j max(0, eps_c + f_{jc})`` for every class c.
 
     Elementwise over the (N, C) scores, no sort: this is the part that is
@@ -341,10 +375,15 @@ def classwise_negative_hinge(scores: Tensor,
         eps (Tensor): (C,) thresholds; classes whose ``eps`` is not finite
             (infeasible) get 0.
         weight (Tensor, optional): pixel weights, shape of ``labels``.
+        surrogate (str): ``phi`` in place of ``max(0, .)``: ``'hinge'``
+            (default), ``'square'`` or ``'logistic'`` (:func:`surrogate`).
 
     Returns:
         Tensor: (C,), float32 (float64 for float64 scores).
     """
+    if surrogate not in SURROGATES:
+        raise ValueError(f'surrogate must be one of {SURROGATES}, got '
+                         f'{surrogate!r}')
     C = scores.shape[1]
     dt = _compute_dtype(scores, eps)
     w, y = _pixel_weights(labels, C, weight, dt)
@@ -353,7 +392,8 @@ def classwise_negative_hinge(scores: Tensor,
                                                  dtype=dt))
     # the (N, C) contraction must not run in bf16/fp16 under autocast
     with torch.autocast(device_type=scores.device.type, enabled=False):
-        out = _NegativeHinge.apply(scores.to(dt), e, w.reshape(y.shape), y)
+        out = _NegativeHinge.apply(scores.to(dt), e, w.reshape(y.shape), y,
+                                   surrogate)
     return torch.where(ok, out, torch.zeros_like(out))
 
 

@@ -565,3 +565,29 @@ def test_one_key_sort_equals_two_stable_sorts():
     ref = _class_then_score_desc_order(f.double(), y)
     assert torch.equal(y[perm], y[ref])
     assert torch.equal(f[perm], f[ref])  # -0.0 == 0.0, so ties compare equal
+
+
+@pytest.mark.parametrize('kind', ['hinge', 'square', 'logistic'])
+def test_negative_part_with_each_surrogate(kind):
+    """classwise_negative_hinge(surrogate=...) against a per-class loop with
+    segreg.ops.surrogate, and its custom backward against gradcheck."""
+    from segreg.ops import surrogate
+    torch.manual_seed(11)
+    N, C = 17, 4
+    x = torch.randn(N, C, dtype=torch.float64) * 2
+    y = torch.randint(0, C, (N, ))
+    y[3] = 255
+    w = torch.rand(N, dtype=torch.float64)
+    eps = torch.rand(C, dtype=torch.float64)
+    out = classwise_negative_hinge(x, y, eps, w, surrogate=kind)
+    for c in range(C):
+        neg = (y != c) & (y != 255)
+        ref = (w[neg] * surrogate(x[neg, c] + eps[c], kind)).sum()
+        assert out[c].item() == pytest.approx(ref.item(), rel=1e-12)
+    xr = x.clone().requires_grad_()
+    er = eps.clone().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda a, b: classwise_negative_hinge(a, y, b, w, surrogate=kind),
+        (xr, er))
+    with pytest.raises(ValueError, match='surrogate'):
+        classwise_negative_hinge(x, y, eps, w, surrogate='cubic')

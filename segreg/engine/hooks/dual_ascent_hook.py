@@ -15,11 +15,12 @@ LoggerHook writes them to the text log and TensorBoard):
 * SMeasureLoss: ``mu``, ``eps``, ``w``, the mean / max of ``lambda`` and of
   the constraint slack ``tau_i - w f_i`` over the known positives,
   ``sum tau - 1``, ``max(tau - eps)``;
-* DualIoULoss / DualFbetaLoss (per-batch exact solve, no persistent duals):
-  the per-class scales ``w_c`` (mean/min/max), the mean LP threshold ``eps``
-  of the feasible classes, the fraction of present classes whose LP was
-  feasible, the mean metric bound; per class as well when the model has at
-  most ``per_class_max`` classes.
+* DualIoULoss / DualFbetaLoss: the per-class scales ``w_c`` (mean/min/max),
+  the mean LP threshold ``eps`` of the feasible classes, the fraction of
+  present classes whose LP was feasible, the mean metric bound, and with
+  ``solver='dual_ascent'`` the mean / max persistent dual ``mu`` (those
+  losses take their dual steps themselves, in the training forward); per
+  class as well when the model has at most ``per_class_max`` classes.
 
 All dual state lives in module buffers and parameters, so mmengine's
 checkpoints hold it and ``--resume`` continues with the same duals; the hook
@@ -175,6 +176,10 @@ class DualAscentHook(Hook):
         bound = stats['bound'][present]
         out['bound_mean'] = float(bound.mean()) if bound.numel() else \
             float('nan')
+        if 'mu' in stats:  # solver='dual_ascent': the persistent duals
+            mu = stats['mu'][present]
+            out['mu_mean'] = float(mu.mean()) if mu.numel() else float('nan')
+            out['mu_max'] = float(stats['mu'].max())
         if scale.numel() <= self.per_class_max:
             for c in range(scale.numel()):
                 out[f'scale_{c}'] = float(scale[c])
