@@ -9,6 +9,9 @@ Examples:
         --seeds 0 1 2 --work-root work_dirs/ablation \\
         --out work_dirs/ablation/report
 
+    # two pairs at a time on a CPU machine (each child: OMP threads = CPUs/2)
+    python tools/ablate.py --arms ... --seeds 0 1 2 --jobs 2
+
     # what would run / what is already done, without running anything
     python tools/ablate.py --arms ... --seeds 0 1 2 --dry-run
 
@@ -42,6 +45,7 @@ import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -83,9 +87,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='SLURM partition for --print-commands slurm')
     parser.add_argument('--bootstrap', type=int, default=1000,
                         help='image-bootstrap resamples of the report')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='pairs run in parallel (default 1). With N > 1 '
+                        'each child gets OMP_NUM_THREADS = CPUs / N unless '
+                        'OMP_NUM_THREADS is set, and progress lines are '
+                        'prefixed with the arm and seed')
     parser.add_argument('--verbose', action='store_true',
                         help='show the full output of every child process')
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f'--jobs must be >= 1, got {args.jobs}')
     if args.out is None:
         args.out = osp.join(args.work_root, 'report')
     return args
@@ -298,9 +309,16 @@ def condense(line: str) -> Optional[str]:
     return None
 
 
-def run_logged(cmd: List[str], log_path: str, verbose: bool) -> int:
-    """Run ``cmd``, teeing its output to ``log_path``; show progress."""
+def run_logged(cmd: List[str], log_path: str, verbose: bool,
+               prefix: str = '', threads: Optional[int] = None) -> int:
+    """Run ``cmd``, teeing its output to ``log_path``; show progress.
+
+    ``prefix`` starts every condensed progress line (parallel pairs);
+    ``threads`` sets the child's OMP_NUM_THREADS / MKL_NUM_THREADS.
+    """
     env = dict(os.environ, PYTHONUNBUFFERED='1')
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(log_path, 'w') as log:
         log.write('$ ' + _join(cmd) + '\n')
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
@@ -314,7 +332,7 @@ def run_logged(cmd: List[str], log_path: str, verbose: bool) -> int:
             else:
                 short = condense(line)
                 if short:
-                    print(short, flush=True)
+                    print(prefix + short, flush=True)
         return proc.wait()
 
 
@@ -334,8 +352,18 @@ def _write_record(job: Job, **kw) -> None:
         json.dump(rec, f, indent=1)
 
 
+def _child_threads(jobs: int) -> Optional[int]:
+    """OMP threads per child when ``jobs`` pairs share this machine."""
+    if jobs <= 1 or 'OMP_NUM_THREADS' in os.environ:
+        return None
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 def run_job(job: Job, args, index: int, total: int) -> bool:
     head = f'[ablate {index}/{total}] {job.arm} seed {job.seed}'
+    jobs = getattr(args, 'jobs', 1)
+    prefix = f'[{job.arm} s{job.seed}]' if jobs > 1 else ''
+    threads = _child_threads(jobs)
     os.makedirs(job.work_dir, exist_ok=True)
     py = sys.executable
     if job.state in ('train', 'resume'):
@@ -346,7 +374,7 @@ def run_job(job: Job, args, index: int, total: int) -> bool:
         print(f'{head}: {"resuming" if job.state == "resume" else "training"}'
               f' (log: {log})', flush=True)
         t0 = time.time()
-        rc = run_logged(cmd, log, args.verbose)
+        rc = run_logged(cmd, log, args.verbose, prefix, threads)
         if rc != 0:
             _write_record(job, train_status=f'failed (exit {rc})')
             print(f'{head}: training FAILED (exit {rc}); last lines of '
@@ -368,7 +396,7 @@ def run_job(job: Job, args, index: int, total: int) -> bool:
     _write_record(job, test_command=_join(['python'] + cmd[1:]),
                   checkpoint=ckpt)
     t0 = time.time()
-    rc = run_logged(cmd, log, args.verbose)
+    rc = run_logged(cmd, log, args.verbose, prefix, threads)
     if rc != 0:
         print(f'{head}: evaluation FAILED (exit {rc}); last lines of '
               f'{log}:\n{_tail(log)}', file=sys.stderr, flush=True)
@@ -418,11 +446,12 @@ def main(argv=None) -> int:
         print('report: ' + _join(compare_cmd(arms, args.work_root, args.out,
                                              baseline, args.bootstrap)))
         return 0
-    failed = []
     t0 = time.time()
-    for k, job in enumerate(todo, 1):
-        if not run_job(job, args, k, len(todo)):
-            failed.append(job)
+    # threads, not processes: each pair is two child processes already
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        ok = list(pool.map(lambda kj: run_job(kj[1], args, kj[0], len(todo)),
+                           enumerate(todo, 1)))
+    failed = [j for j, good in zip(todo, ok) if not good]
     if todo:
         print(f'[ablate] runs finished in {time.time() - t0:.0f} s')
     from segreg.evaluation.report import ReportError, build_report

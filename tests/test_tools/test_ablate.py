@@ -163,3 +163,43 @@ def test_condensed_progress_lines(ablate):
     assert 'mIoU 40.5' in ablate.condense(val)
     assert ablate.condense('Iter(val) [ 3/13]  eta: 0:00:01') is None
     assert ablate.condense('random text') is None
+
+
+def test_parallel_jobs_run_every_pair_once_with_prefixed_progress(
+        ablate, tmp_path, monkeypatch, capsys):
+    """--jobs 2: every pair once, the report as with one job; each child is
+    told its share of the CPUs and its progress lines name the pair."""
+    import threading
+    seen, lock = [], threading.Lock()
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    monkeypatch.setattr(ablate.os, 'cpu_count', lambda: 8)
+
+    def fake_run_logged(cmd, log_path, verbose, prefix='', threads=None):
+        with lock:
+            seen.append((prefix, threads))
+        work_dir = osp.dirname(log_path)
+        if osp.basename(log_path) == 'train.log':
+            with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+                f.write(osp.join(work_dir, 'iter_8.pth'))
+        else:
+            seed = int(osp.basename(work_dir)[4:])
+            make_fake_run(work_dir, seed, 0.6)
+        print(prefix + '    iter 8/8')
+        return 0
+
+    monkeypatch.setattr(ablate, 'run_logged', fake_run_logged)
+    rc = ablate.main(['--arms', *_arms(), '--seeds', '0', '1', '--work-root',
+                      str(tmp_path), '--bootstrap', '0', '--jobs', '2'])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert sorted(p for p, _ in seen) == sorted(
+        f'[{a} s{s}]' for a in ('baseline', 'reg') for s in (0, 1)
+        for _ in range(2))  # train + test per pair
+    assert {t for _, t in seen} == {4}
+    assert '[reg s1]    iter 8/8' in out
+    assert osp.isfile(tmp_path / 'report' / 'report.md')
+    monkeypatch.setenv('OMP_NUM_THREADS', '3')
+    assert ablate._child_threads(2) is None  # the user's setting wins
+    assert ablate._child_threads(1) is None
+    with pytest.raises(SystemExit):
+        ablate.parse_args(['--arms', 'a=b', '--jobs', '0'])

@@ -1,0 +1,56 @@
+"""tools/run_regularizer_experiment.py: the study preset over ablate."""
+from __future__ import annotations
+
+import os.path as osp
+
+import pytest
+
+from conftest import REPO_ROOT
+
+
+@pytest.fixture
+def study(tools_on_path):
+    import run_regularizer_experiment
+    return run_regularizer_experiment
+
+
+def test_arms_of_both_datasets_exist_and_variants_are_found(study):
+    demo, aerial = study.known_arms('demo'), study.known_arms('aerial')
+    for table in (demo, aerial):
+        assert {'ce', 'dual_iou', 'lovasz'} <= set(table)
+        for cfg in table.values():
+            assert osp.isfile(osp.join(REPO_ROOT, cfg)), cfg
+    assert 'dual_iou_skip' in demo and 'dual_iou_w03' in demo
+    assert 'aerial' in aerial['dual_iou'] and 'aerial' not in demo['dual_iou']
+    assert all('aerial' in c for c in aerial.values())
+    with pytest.raises(ValueError):
+        study.known_arms('cityscapes')
+
+
+def test_ablate_command_line(study):
+    args, rest = study.parse_args(['--dataset', 'aerial', '--arms', 'ce',
+                                   'x=some/config.py', '--iters', '4000',
+                                   '--jobs', '2', '--cfg-options', 'a=1'])
+    argv = study.ablate_argv(args, rest)
+    arms = argv[argv.index('--arms') + 1:argv.index('--seeds')]
+    assert arms[0].startswith('ce=') and arms[0].endswith(
+        'deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py')
+    assert arms[1] == 'x=some/config.py'
+    assert argv[argv.index('--work-root') + 1] == osp.join(
+        'work_dirs', 'regularizer_experiment', 'aerial')
+    opts = argv[argv.index('--cfg-options') + 1:]
+    assert opts == ['train_cfg.max_iters=4000', 'param_scheduler.1.end=4000',
+                    'a=1']
+    assert argv.count('--cfg-options') == 1 and '--jobs' in argv
+    args, rest = study.parse_args(['--arms', 'ce', 'nope'])
+    with pytest.raises(SystemExit, match='nope'):
+        study.ablate_argv(args, rest)
+
+
+def test_dry_run_and_list(study, tmp_path, capsys):
+    assert study.main(['--list-arms']) == 0
+    assert 'dual_iou_stride4' in capsys.readouterr().out
+    assert study.main(['--arms', 'ce', 'dual_iou', '--seeds', '0',
+                       '--work-root', str(tmp_path), '--dry-run']) == 0
+    out = capsys.readouterr().out
+    assert '2 runs (2 arms x 1 seeds)' in out and 'train, then evaluate' in out
