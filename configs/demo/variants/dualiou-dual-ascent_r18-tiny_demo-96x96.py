@@ -1,0 +1,23 @@
+# Issue-7 variant of the demo DualIoU arm
+# (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
+# persistent class-level eps_c / mu_c with dual ascent across batches
+# and running class counts instead of the per-batch exact LP solve.
+_base_ = '../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
+model = dict(
+    decode_head=dict(loss_decode=[
+        dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True),
+        dict(
+            type='DualIoULoss',
+            num_classes=12,
+            solver='dual_ascent', loss_weight=1.0),
+    ]))
+# the persistent thresholds log_eps are loss parameters: no weight decay
+optim_wrapper = dict(
+    paramwise_cfg=dict(custom_keys={
+        'log_scale': dict(decay_mult=0.0),
+        'log_eps': dict(decay_mult=0.0)
+    }))

@@ -1,0 +1,16 @@
+# Issue-7 variant of the demo DualIoU arm
+# (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
+# per-class term -log(bound) = log V (gradient V'/V instead of V'/V^2).
+_base_ = '../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
+model = dict(
+    decode_head=dict(loss_decode=[
+        dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True),
+        dict(
+            type='DualIoULoss',
+            num_classes=12,
+            term='log', loss_weight=1.0),
+    ]))

@@ -1,0 +1,9 @@
+# Issue-7 variant of the demo DualIoU arm
+# (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
+# the DualIoU weight ramps linearly from 0 to 1 over the first 300 of the
+# 1000 iterations (CE trains alone at first).
+_base_ = '../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
+custom_hooks = [
+    dict(type='DualAscentHook', log_interval=25),
+    dict(type='LossWarmupHook', warmup_iters=300),
+]
