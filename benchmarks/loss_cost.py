@@ -82,7 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--model-config', default=None,
                    help='also time a whole train step (forward, losses, '
                    'backward) of this config with CE alone vs CE + each '
-                   'dual loss')
+                   'other loss')
     p.add_argument('--model-input', nargs=3, type=int, default=None,
                    metavar=('B', 'H', 'W'),
                    help='input of the train-step timing (default: B of '
@@ -199,7 +199,7 @@ def time_losses(names: List[str], logits, labels, reps: int, warmup: int,
 # ---------------------------------------------------------------------------
 def time_train_step(config: str, names: List[str], inputs, reps: int,
                     warmup: int, device) -> Dict[str, dict]:
-    """A model's forward + losses + backward, CE alone vs CE + a dual loss."""
+    """A model's forward + losses + backward, CE alone vs CE + each loss."""
     import copy
 
     from mmengine.config import Config
@@ -210,8 +210,7 @@ def time_train_step(config: str, names: List[str], inputs, reps: int,
     B, H, W = inputs
     num_classes = cfg.model.decode_head.num_classes
     arms = {'ce': None}
-    arms.update({n: LOSSES[n] for n in names if LOSSES[n]['type'].startswith(
-        'Dual')})
+    arms.update({n: LOSSES[n] for n in names if n != 'ce'})
     models = {}
     for arm, extra in arms.items():
         mcfg = copy.deepcopy(cfg.model.to_dict())
@@ -221,7 +220,10 @@ def time_train_step(config: str, names: List[str], inputs, reps: int,
                   avg_non_ignore=True)
         losses = [ce]
         if extra is not None:
-            losses.append(dict(extra, num_classes=num_classes))
+            extra = dict(extra)
+            if extra['type'].startswith('Dual'):
+                extra['num_classes'] = num_classes
+            losses.append(extra)
         mcfg['decode_head']['loss_decode'] = losses
         torch.manual_seed(0)
         model = MODELS.build(mcfg).to(device)
