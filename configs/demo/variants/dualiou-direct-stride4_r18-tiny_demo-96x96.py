@@ -1,0 +1,18 @@
+# Issue-7 variant of the demo DualIoU arm
+# (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
+# no LP (direct hinge bound for every class) on every 4th pixel in each
+# dim (random phase, weight 16).
+_base_ = '../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
+model = dict(
+    decode_head=dict(loss_decode=[
+        dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True),
+        dict(
+            type='DualIoULoss',
+            num_classes=12,
+            solver='direct',
+            sample_stride=4, loss_weight=1.0),
+    ]))

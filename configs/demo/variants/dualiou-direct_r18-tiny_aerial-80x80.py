@@ -1,0 +1,16 @@
+# Issue-7 variant of the aerial DualIoU arm
+# (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py):
+# no LP at all: every class uses the direct hinge bound at threshold 1.
+_base_ = '../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'
+model = dict(
+    decode_head=dict(loss_decode=[
+        dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True),
+        dict(
+            type='DualIoULoss',
+            num_classes=10,
+            solver='direct', loss_weight=1.0),
+    ]))
