@@ -52,6 +52,7 @@ _SCORES = ('log_odds', 'margin')
 _INFEASIBLE = ('direct', 'shift', 'skip')
 _TERMS = ('bound', 'log', 'inverse')
 _SOLVERS = ('exact', 'dual_ascent', 'direct')
+_NORMALIZE = ('sum', 'mean')
 
 
 # ---------------------------------------------------------------------------
@@ -186,6 +187,7 @@ class _DualMetricLoss(nn.Module):
                  surrogate: str = 'hinge',
                  sample_stride: int = 1,
                  solver: str = 'exact',
+                 normalize: str = 'sum',
                  eta_mu: float = 0.01,
                  count_momentum: float = 0.1,
                  class_weight: Optional[Sequence[float]] = None,
@@ -214,6 +216,12 @@ class _DualMetricLoss(nn.Module):
         if solver == 'dual_ascent' and num_classes is None:
             raise ValueError("solver='dual_ascent' keeps per-class duals and "
                              'needs num_classes')
+        if normalize not in _NORMALIZE:
+            raise ValueError(f'normalize must be one of {_NORMALIZE}, got '
+                             f'{normalize!r}')
+        if normalize == 'mean' and infeasible == 'shift':
+            raise ValueError("infeasible='shift' is defined for "
+                             "normalize='sum' only")
         if solver != 'exact' and infeasible != 'direct':
             raise ValueError(f"infeasible={infeasible!r} applies to "
                              f"solver='exact' only, not {solver!r}")
@@ -246,6 +254,7 @@ class _DualMetricLoss(nn.Module):
         self.surrogate = surrogate
         self.sample_stride = sample_stride
         self.solver = solver
+        self.normalize = normalize
         self.eta_mu = float(eta_mu)
         self.count_momentum = float(count_momentum)
         if solver == 'dual_ascent':
@@ -406,9 +415,17 @@ class _DualMetricLoss(nn.Module):
         n = zeros.scatter_add(0, y_safe, w_pos)  # positive counts (global)
         present = n > 0
 
-        # feasibility with the current scales: sum_{S+} w_c s >= 1
+        # the LP's score scale: w_c (normalize='sum': sum_{S+} tau = 1, the
+        # paper's) or w_c / n_c ('mean': sum_{S+} tau = n_c; derivation,
+        # section 12: the scale no longer depends on the batch's class size)
+        n_det = n.detach()
+        per_pos = torch.where(present, 1.0 / n_det.clamp(min=1e-12),
+                              torch.ones_like(n_det))
+        lp_factor = per_pos if self.normalize == 'mean' else \
+            torch.ones_like(n_det)
+        # feasibility with the current scales: sum_{S+} f >= 1
         sum_s = zeros.scatter_add(0, y_safe, (w_pos * s_pos).detach())
-        feasible_now = present & (scales.detach() * sum_s >= 1.0)
+        feasible_now = present & (scales.detach() * lp_factor * sum_s >= 1.0)
         shift = zeros
         if self.infeasible == 'shift':
             # move class c's scores by a constant so that sum_{S+} f >= 1
@@ -427,7 +444,8 @@ class _DualMetricLoss(nn.Module):
         w_eff = torch.where(solve, scales, scales.detach())
         w_at = w_eff.index_select(0, y_safe)
         shift_at = shift.index_select(0, y_safe)
-        f_pos = s_pos * w_at + shift_at
+        w_lp = w_eff * lp_factor
+        f_pos = s_pos * w_lp.index_select(0, y_safe) + shift_at
 
         if self.solver == 'dual_ascent':
             return self._dual_ascent_loss(logits, s, s_pos * w_at, y_safe,
@@ -449,7 +467,8 @@ class _DualMetricLoss(nn.Module):
         # fp_c = sum_{valid, y != c} max(0, w_c s + thr_c)
         #      = w_c * sum max(0, s + thr_c / w_c)   (no scaled copy of s)
         y_neg = torch.where(valid, label, torch.full_like(label, C))
-        fp = self._negative_part(s, y_neg, thr, w_eff, pix_w)
+        w_neg = torch.where(feasible, w_lp, w_eff)
+        fp = self._negative_part(s, y_neg, thr, w_neg, pix_w)
         if distributed:  # n, tp and the threshold are already global
             fp = _all_reduce_sum(fp)
         # true-positive hinge at threshold 1 (the direct bound, no shift):
@@ -602,6 +621,7 @@ class _DualMetricLoss(nn.Module):
                 f'learn_scale={self.learn_scale}, '
                 f'infeasible={self.infeasible!r}, term={self.term!r}, '
                 f'surrogate={self.surrogate!r}, solver={self.solver!r}, '
+                f'normalize={self.normalize!r}, '
                 f'sample_stride={self.sample_stride}, '
                 f'loss_weight={self.loss_weight}')
 
@@ -654,6 +674,13 @@ class DualIoULoss(_DualMetricLoss):
             every class uses the direct hinge bound at threshold 1 and the
             learned scale (what ``infeasible='direct'`` does for infeasible
             classes; no sort).
+        normalize (str): The LP's normalisation of ``solver='exact'``:
+            ``'sum'`` (default; the paper's ``sum_{S+} tau = 1``, whose
+            implicit score scale is ``1 / eps* ~ n_c``, the class's pixel
+            count in the batch) or ``'mean'`` (``sum_{S+} tau = n_c``: the
+            LP of ``f / n_c``, whose implicit score scale does not depend on
+            the batch's class sizes). See docs/regularizer_derivation.md,
+            section 14.
         eta_mu (float): Dual step size of ``solver='dual_ascent'``.
             Default 0.01 (the paper's 1e-5 is per epoch on dataset sums).
         count_momentum (float): Momentum of the running positive counts of

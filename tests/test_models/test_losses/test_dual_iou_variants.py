@@ -328,3 +328,49 @@ def test_direct_solver_is_the_classwise_hinge_bound(typ, metric):
     assert not loss.last_stats['feasible'].any()
     with pytest.raises(ValueError, match='infeasible'):
         build(solver='direct', infeasible='skip')
+
+
+# --------------------------------------------------------------------------
+# normalize='mean'
+# --------------------------------------------------------------------------
+def test_mean_normalisation_is_the_lp_of_f_over_n():
+    """normalize='mean': the value of a feasible class is V(f / n_c) from
+    HiGHS (so n_c V(f / n_c), the LP with sum tau = n_c, is >= n_c and the
+    bound is <= 1)."""
+    torch.manual_seed(9)
+    C = 3
+    y = torch.randint(0, C, (1, 5, 5))
+    x = torch.randn(1, C, 5, 5, dtype=torch.float64) + 4.0 * \
+        torch.nn.functional.one_hot(y, C).permute(0, 3, 1, 2)
+    lp = build(num_classes=C, learn_scale=False, normalize='mean')
+    lp(x, y)
+    s = class_scores(x).numpy()[0].reshape(C, -1)
+    lab = y.numpy().reshape(-1)
+    checked = 0
+    for c in range(C):
+        if not bool(lp.last_stats['feasible'][c]):
+            continue
+        n = (lab == c).sum()
+        v, _ = _lp(s[c][lab == c] / n, s[c][lab != c] / n)
+        assert lp.last_stats['value'][c].item() == pytest.approx(v,
+                                                                rel=1e-6)
+        assert 0.0 < lp.last_stats['bound'][c] <= 1.0
+        checked += 1
+    assert checked >= 2
+    with pytest.raises(ValueError, match='normalize'):
+        build(normalize='max')
+    with pytest.raises(ValueError, match='shift'):
+        build(normalize='mean', infeasible='shift')
+
+
+def test_mean_normalisation_gradcheck_float64():
+    torch.manual_seed(10)
+    loss = build(num_classes=3, learn_scale=False, normalize='mean')
+    y = torch.randint(0, 3, (1, 3, 4))
+    x = (torch.randn(1, 3, 3, 4, dtype=torch.float64) + 3.0 *
+         torch.nn.functional.one_hot(y, 3).permute(0, 3, 1, 2)
+         ).requires_grad_()
+    loss(x, y)
+    assert loss.last_stats['feasible'].any()
+    assert torch.autograd.gradcheck(
+        lambda t: loss._forward(t, y, None, 255), (x, ), eps=1e-6, atol=1e-5)

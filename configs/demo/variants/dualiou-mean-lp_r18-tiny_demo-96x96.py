@@ -1,0 +1,17 @@
+# Issue-7 variant of the demo DualIoU arm
+# (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
+# the exact per-batch LP with the per-positive normalisation
+# sum_{S+} tau = n_c (the LP of f / n_c) instead of the paper's sum tau = 1.
+_base_ = '../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
+model = dict(
+    decode_head=dict(loss_decode=[
+        dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True),
+        dict(
+            type='DualIoULoss',
+            num_classes=12,
+            normalize='mean', loss_weight=1.0),
+    ]))
