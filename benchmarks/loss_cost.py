@@ -50,14 +50,18 @@ LOSSES: Dict[str, dict] = {
     'dice': dict(type='DiceLoss', use_sigmoid=False, activate=True),
     'lovasz': dict(type='LovaszLoss', loss_type='multi_class',
                    classes='present', per_image=False, reduction='none'),
+    # the defaults: direct hinge bound, every 4th pixel
     'dual_iou': dict(type='DualIoULoss'),
     'dual_fbeta': dict(type='DualFbetaLoss', beta=1.0),
-    'dual_iou_margin': dict(type='DualIoULoss', score='margin'),
-    'dual_iou_s4': dict(type='DualIoULoss', sample_stride=4),
-    'dual_iou_direct': dict(type='DualIoULoss', solver='direct'),
-    'dual_iou_da': dict(type='DualIoULoss', solver='dual_ascent'),
-    'dual_iou_da_s4': dict(type='DualIoULoss', solver='dual_ascent',
-                           sample_stride=4),
+    # the direct bound on every pixel
+    'dual_iou_full': dict(type='DualIoULoss', sample_stride=1),
+    # the paper's per-batch LP (the configuration before issue 7)
+    'dual_iou_exact': dict(type='DualIoULoss', solver='exact',
+                           sample_stride=1),
+    'dual_iou_exact_s4': dict(type='DualIoULoss', solver='exact'),
+    # persistent class-level duals
+    'dual_iou_da': dict(type='DualIoULoss', solver='dual_ascent',
+                        sample_stride=1),
 }
 
 

@@ -20,7 +20,7 @@ def _load(name):
 def test_loss_cost_writes_every_loss_with_ratios(tmp_path, capsys):
     bench = _load('loss_cost')
     out = tmp_path / 'loss.json'
-    losses = ['lovasz', 'dual_iou', 'dual_iou_s4', 'dual_iou_direct',
+    losses = ['lovasz', 'dual_iou', 'dual_iou_full', 'dual_iou_exact',
               'dual_iou_da']
     assert bench.main(['--shape', '2', '5', '16', '16', '--device', 'cpu',
                        '--reps', '2', '--warmup', '1', '--losses', *losses,
@@ -34,7 +34,7 @@ def test_loss_cost_writes_every_loss_with_ratios(tmp_path, capsys):
             res['losses']['lovasz']['median_ms']
     assert res['losses']['ce']['ratio_vs_ce'] == 1.0
     assert set(res['train_step']) == {'ce', *losses}
-    assert 'dual_iou_s4' in capsys.readouterr().out
+    assert 'dual_iou_exact' in capsys.readouterr().out
 
 
 def test_attention_cost_runs_a_tiny_sweep(tmp_path):

@@ -13,6 +13,8 @@ model = dict(
             type='DualFbetaLoss',
             num_classes=num_classes,
             beta=1.0,
+            solver='direct',
+            sample_stride=4,
             loss_weight=1.0),
     ]))
 optim_wrapper = dict(

@@ -20,7 +20,8 @@ def test_arms_of_both_datasets_exist_and_variants_are_found(study):
         assert {'ce', 'dual_iou', 'lovasz'} <= set(table)
         for cfg in table.values():
             assert osp.isfile(osp.join(REPO_ROOT, cfg)), cfg
-    assert 'dual_iou_skip' in demo and 'dual_iou_w03' in demo
+    assert 'dual_iou_skip' in demo and 'dual_iou_direct_stride4' in demo
+    assert 'dual_iou_direct' in aerial
     assert 'aerial' in aerial['dual_iou'] and 'aerial' not in demo['dual_iou']
     assert all('aerial' in c for c in aerial.values())
     with pytest.raises(ValueError):

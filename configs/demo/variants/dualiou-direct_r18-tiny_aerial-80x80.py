@@ -12,5 +12,6 @@ model = dict(
         dict(
             type='DualIoULoss',
             num_classes=10,
-            solver='direct', loss_weight=1.0),
+            solver='direct', sample_stride=1,
+            loss_weight=1.0),
     ]))

@@ -13,5 +13,6 @@ model = dict(
         dict(
             type='DualIoULoss',
             num_classes=12,
-            solver='direct', loss_weight=1.0),
+            solver='direct', sample_stride=1,
+            loss_weight=1.0),
     ]))

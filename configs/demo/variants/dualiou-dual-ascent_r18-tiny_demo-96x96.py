@@ -13,7 +13,8 @@ model = dict(
         dict(
             type='DualIoULoss',
             num_classes=12,
-            solver='dual_ascent', loss_weight=1.0),
+            solver='dual_ascent', sample_stride=1,
+            loss_weight=1.0),
     ]))
 # the persistent thresholds log_eps are loss parameters: no weight decay
 optim_wrapper = dict(

@@ -12,5 +12,6 @@ model = dict(
         dict(
             type='DualIoULoss',
             num_classes=12,
-            surrogate='logistic', loss_weight=1.0),
+            surrogate='logistic',
+            solver='direct', sample_stride=4, loss_weight=1.0),
     ]))

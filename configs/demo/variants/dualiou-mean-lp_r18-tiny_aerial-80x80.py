@@ -13,5 +13,6 @@ model = dict(
         dict(
             type='DualIoULoss',
             num_classes=10,
+            solver='exact', sample_stride=1,
             normalize='mean', loss_weight=1.0),
     ]))

@@ -13,5 +13,6 @@ model = dict(
         dict(
             type='DualIoULoss',
             num_classes=12,
+            solver='exact', sample_stride=1,
             infeasible='skip', loss_weight=1.0),
     ]))

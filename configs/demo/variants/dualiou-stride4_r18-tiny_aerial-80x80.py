@@ -1,6 +1,6 @@
 # Issue-7 variant of the aerial DualIoU arm
 # (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py):
-# the loss on every 4th pixel in each dim (random phase, weight 16).
+# the exact per-batch LP on every 4th pixel in each dim (random phase, weight 16).
 _base_ = '../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'
 model = dict(
     decode_head=dict(loss_decode=[
@@ -12,5 +12,6 @@ model = dict(
         dict(
             type='DualIoULoss',
             num_classes=10,
-            sample_stride=4, loss_weight=1.0),
+            solver='exact', sample_stride=4,
+            loss_weight=1.0),
     ]))

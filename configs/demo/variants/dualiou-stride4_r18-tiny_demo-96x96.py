@@ -1,6 +1,6 @@
 # Issue-7 variant of the demo DualIoU arm
 # (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
-# the loss on every 4th pixel in each dim (random phase, weight 16):
+# the exact per-batch LP on every 4th pixel in each dim (random phase, weight 16):
 # 1/16 of the pixels; DeepLabV3+ predicts at 1/4 resolution anyway.
 _base_ = '../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
 model = dict(
@@ -13,5 +13,6 @@ model = dict(
         dict(
             type='DualIoULoss',
             num_classes=12,
-            sample_stride=4, loss_weight=1.0),
+            solver='exact', sample_stride=4,
+            loss_weight=1.0),
     ]))

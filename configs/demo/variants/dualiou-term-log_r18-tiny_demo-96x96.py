@@ -12,5 +12,6 @@ model = dict(
         dict(
             type='DualIoULoss',
             num_classes=12,
+            solver='exact', sample_stride=1,
             term='log', loss_weight=1.0),
     ]))

@@ -1,8 +1,20 @@
 # Issue-7 variant of the demo DualIoU arm
 # (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
-# the DualIoU weight ramps linearly from 0 to 1 over the first 300 of the
+# the DualIoU weight (default configuration: direct bound, stride 4) ramps linearly from 0 to 1 over the first 300 of the
 # 1000 iterations (CE trains alone at first).
 _base_ = '../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
+model = dict(
+    decode_head=dict(loss_decode=[
+        dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True),
+        dict(
+            type='DualIoULoss',
+            num_classes=12,
+            solver='direct', sample_stride=4, loss_weight=1.0),
+    ]))
 custom_hooks = [
     dict(type='DualAscentHook', log_interval=25),
     dict(type='LossWarmupHook', warmup_iters=300),

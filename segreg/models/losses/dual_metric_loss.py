@@ -4,28 +4,35 @@ For every class ``c`` of a batch the positives are the pixels labelled ``c``
 and the negatives all other valid pixels; the scores are
 ``f_ic = w_c * s_ic`` with ``s`` a per-class logit margin (default: the
 log-odds ``log p_c - log(1 - p_c)``) and ``w_c = exp(log_scale_c)`` a
-learnable per-class scale (the paper's free last-layer scale). The
-reparameterized linear program of Ravi et al. (AAAI 2020), with the per-pixel
-``tau`` eliminated, is solved exactly per batch (docs/losses.md,
-shared/docs/regularizer.md section 2)::
+per-class scale (the paper's free last-layer scale). Three solvers of the
+reparameterized program of Ravi et al. (AAAI 2020) give the class's metric
+lower bound ``m_c`` (docs/losses.md, docs/regularizer_derivation.md):
 
-    V_c = min_{eps >= eps_min}  b^2 n_c eps + sum_{j in S-_c} max(0, eps + f_jc)
-    eps_min: the smallest eps with sum_{i in S+_c} min(eps, f_ic) >= 1
+* ``solver='direct'`` (default): the hinge bound at threshold 1,
+  ``tp / (n + fp)`` with ``tp = sum_{S+} min(1, f)``, ``fp = sum_{S-}
+  max(0, 1 + f)`` (``tp / n`` when ``tp < 0``): the relaxation at a fixed
+  threshold, defined for any scores, no sort.
+* ``solver='exact'``: the LP with the per-pixel ``tau`` eliminated, solved
+  exactly per batch::
 
-``eps_min`` is a water-filling threshold found by one sort of the positives
-of all classes together; autograd through the closed form gives the
-gradient of the optimal Lagrangian (``lambda_i = dV/df_i`` is non-zero exactly
-for positives below the threshold). ``1 / V_c`` is the hinge lower bound on
-the class IoU at the LP's score scale ``1 / eps*`` (docs/
-regularizer_derivation.md, section 2); for F-beta the bound is
-``(1 + b^2) / (1 + V_c)``.
+      V_c = min_{eps >= eps_min}  b^2 n_c eps + sum_{j in S-_c} max(0, eps + f_jc)
+      eps_min: the smallest eps with sum_{i in S+_c} min(eps, f_ic) >= 1
 
-The LP is infeasible when ``sum_{S+} f < 1``; with logit margins that is
-every class at initialisation and every badly predicted class later
-(shared/docs/regularizer.md, section 2b). ``infeasible`` selects what such a
-class contributes; the default ``'direct'`` uses the hinge bound at the
-class's current scale and threshold 1, which is defined for any scores and
-has a non-zero gradient from the first iteration.
+  ``eps_min`` is a water-filling threshold found by one sort of the
+  positives of all classes together; autograd through the closed form gives
+  the gradient of the optimal Lagrangian (``lambda_i = dV/df_i`` is non-zero
+  exactly for positives below the threshold); ``m_c = 1 / V_c`` (IoU) or
+  ``(1 + b^2) / (1 + V_c)`` (F-beta). The LP is infeasible when
+  ``sum_{S+} f < 1`` (every class at initialisation, the badly predicted ones
+  later; shared/docs/regularizer.md, section 2b); ``infeasible`` chooses what
+  such a class contributes (default: the direct bound).
+* ``solver='dual_ascent'``: persistent class-level ``eps_c`` / ``mu_c``
+  with dual ascent across batches.
+
+The default (direct bound, every 4th pixel) won the issue-7 study on both
+CPU datasets; the exact LP with the paper's normalisation let the bound of
+feasible classes sit near 0.03 with a vanishing gradient
+(docs/experiments.md, derivation section 14).
 
 Under ``torch.distributed`` the positives are all-gathered and the class sums
 all-reduced (differentiably), so the metric is taken over the global batch.
@@ -178,15 +185,15 @@ class _DualMetricLoss(nn.Module):
                  beta: float = 1.0,
                  classes: Union[str, Sequence[int]] = 'present',
                  score: str = 'log_odds',
-                 learn_scale: bool = True,
+                 learn_scale: Optional[bool] = None,
                  init_scale: float = 1.0,
                  infeasible: str = 'direct',
                  term: str = 'bound',
                  term_floor: float = 0.05,
                  shift_margin: float = 1.0,
                  surrogate: str = 'hinge',
-                 sample_stride: int = 1,
-                 solver: str = 'exact',
+                 sample_stride: int = 4,
+                 solver: str = 'direct',
                  normalize: str = 'sum',
                  eta_mu: float = 0.01,
                  count_momentum: float = 0.1,
@@ -236,6 +243,8 @@ class _DualMetricLoss(nn.Module):
             raise ValueError(f'init_scale must be positive, got {init_scale}')
         if not 0 < term_floor <= 1:
             raise ValueError('term_floor must be in (0, 1]')
+        if learn_scale is None:  # the direct bound never trains the scale
+            learn_scale = solver != 'direct'
         if learn_scale and num_classes is None:
             raise ValueError(
                 f'{type(self).__name__} learns one scale per class and needs '
@@ -630,23 +639,31 @@ class _DualMetricLoss(nn.Module):
 class DualIoULoss(_DualMetricLoss):
     """Class-wise dual-projected IoU loss (Ravi et al., AAAI 2020).
 
-    Per class ``c``: ``1 - m_c`` (``term='bound'``) with ``m_c = 1 / V_c``
-    the hinge lower bound on the IoU from the exact LP value ``V_c`` of the
-    batch; averaged over the selected classes and scaled by ``loss_weight``.
-    See the module docstring and docs/losses.md.
+    Per class ``c``: ``1 - m_c`` (``term='bound'``) with ``m_c`` a hinge
+    lower bound on the class's IoU over the batch, averaged over the
+    selected classes and scaled by ``loss_weight``. The defaults are the
+    configuration that won the issue-7 study (docs/experiments.md):
+    ``solver='direct'`` (the relaxation's hinge bound at threshold 1 for
+    every class, no per-batch LP) on every 4th pixel (``sample_stride=4``).
+    ``solver='exact'`` is the paper's per-batch LP (``m_c = 1 / V_c``),
+    ``'dual_ascent'`` its persistent-dual form. See the module docstring and
+    docs/losses.md.
 
     Args:
         num_classes (int): Number of classes; needed for the learnable
-            per-class scales (``learn_scale=True``).
+            per-class scales and for ``solver='dual_ascent'``.
         classes (str | list[int]): ``'present'`` (classes with a labelled
             pixel in the (global) batch), ``'all'`` (absent classes add the
             smoothed bound ``1 / (1 + fp_c)``) or a list of classes.
         score (str): ``'log_odds'`` (default) or ``'margin'``; see
             :func:`class_scores`.
-        learn_scale (bool): Learn ``log w_c`` (one per class). Default True.
+        learn_scale (bool, optional): Learn ``log w_c`` (one per class).
+            Default: True for ``solver='exact'`` / ``'dual_ascent'``, False
+            for ``'direct'`` (whose scale is never trained).
         init_scale (float): Initial (or fixed) scale ``w_c``. Default 1.
-        infeasible (str): What a class whose LP is infeasible
-            (``sum_{S+} f < 1``) contributes: ``'direct'`` (default) the
+        infeasible (str): With ``solver='exact'``, what a class whose LP is
+            infeasible (``sum_{S+} f < 1``) contributes: ``'direct'``
+            (default) the
             hinge bound ``tp / (n + fp)`` at threshold 1 and the current
             scale (``tp / n`` when ``tp < 0``); ``'shift'``: shift the class's
             scores by a constant (no gradient) so that the LP is feasible and
@@ -665,15 +682,16 @@ class DualIoULoss(_DualMetricLoss):
         sample_stride (int): Evaluate the loss on every ``s``-th pixel in
             each spatial dim, at a random phase per call, each drawn pixel
             weighted ``s^2`` (unbiased class sums at ``1 / s^2`` of the
-            cost). Default 1 (every pixel).
-        solver (str): ``'exact'`` (default): the LP of every class solved
-            exactly per batch (one segmented sort); ``'dual_ascent'``:
+            cost). Default 4; 1 is every pixel.
+        solver (str): ``'direct'`` (default): no LP, every class uses the
+            direct hinge bound at threshold 1 and the current scale (what
+            ``'exact'`` does for its infeasible classes; no sort);
+            ``'exact'``: the LP of every class solved exactly per batch (one
+            segmented sort), the direct bound where it is infeasible;
+            ``'dual_ascent'``:
             persistent class-level ``eps_c`` (trained) and duals ``mu_c``
             (dual ascent after each training forward), no sort; see
-            :meth:`_DualMetricLoss._dual_ascent_loss`; ``'direct'``: no LP,
-            every class uses the direct hinge bound at threshold 1 and the
-            learned scale (what ``infeasible='direct'`` does for infeasible
-            classes; no sort).
+            :meth:`_DualMetricLoss._dual_ascent_loss`.
         normalize (str): The LP's normalisation of ``solver='exact'``:
             ``'sum'`` (default; the paper's ``sum_{S+} tau = 1``, whose
             implicit score scale is ``1 / eps* ~ n_c``, the class's pixel

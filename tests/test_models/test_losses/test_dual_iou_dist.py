@@ -65,15 +65,19 @@ def _worker(rank, init_file, loss_cfgs, out_file):
         dist.destroy_process_group()
 
 
+# every pixel (sample_stride=1): each rank would draw its own phase
 LOSSES = [
-    dict(type='DualIoULoss', num_classes=C),
-    dict(type='DualFbetaLoss', num_classes=C, beta=2.0, classes='all'),
-    dict(type='DualIoULoss', num_classes=C, infeasible='shift', term='log'),
-    # no LP: the direct bound of every class (its scale is not trained)
-    dict(type='DualIoULoss', num_classes=C, solver='direct',
-         learn_scale=False, surrogate='logistic'),
+    dict(type='DualIoULoss', num_classes=C, solver='exact', sample_stride=1),
+    dict(type='DualFbetaLoss', num_classes=C, beta=2.0, classes='all',
+         solver='exact', sample_stride=1),
+    dict(type='DualIoULoss', num_classes=C, infeasible='shift', term='log',
+         solver='exact', sample_stride=1),
+    # the default solver: no LP, the direct bound of every class
+    dict(type='DualIoULoss', num_classes=C, sample_stride=1,
+         surrogate='logistic'),
     # persistent duals: the global constraint violation, the same on ranks
-    dict(type='DualIoULoss', num_classes=C, solver='dual_ascent'),
+    dict(type='DualIoULoss', num_classes=C, solver='dual_ascent',
+         sample_stride=1),
 ]
 
 
@@ -99,7 +103,7 @@ def test_ddp_equals_single_process_on_concatenated_batch(tmp_path):
         ref = net(img, label, prior)
         ref.backward()
         feasible = net.loss.last_stats['feasible']
-        if loss_cfg.get('solver', 'exact') == 'exact':
+        if loss_cfg.get('solver') == 'exact':
             assert feasible.any() and not feasible.all() or \
                 loss_cfg.get('infeasible') == 'shift'
         assert torch.equal(got['feasible'], feasible)

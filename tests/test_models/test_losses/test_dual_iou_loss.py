@@ -43,27 +43,38 @@ def lp_value(pos, neg, b2=1.0):
     return (res.fun, res.x[0]) if res.status == 0 else (math.inf, math.inf)
 
 
+#: these tests check the paper's per-batch LP on every pixel, not the
+#: defaults (direct bound, stride 4; tests/.../test_dual_iou_variants.py)
+EXACT = dict(solver='exact', sample_stride=1)
+
+
 def build(**kw):
-    cfg = dict(type='DualIoULoss', num_classes=kw.pop('num_classes', 3))
+    cfg = dict(type='DualIoULoss', num_classes=kw.pop('num_classes', 3),
+               **EXACT)
     cfg.update(kw)
     return MODELS.build(cfg)
 
 
 # --------------------------------------------------------------------------
 def test_build_from_config_and_contract():
-    iou = MODELS.build(dict(type='DualIoULoss', num_classes=4))
-    fb = MODELS.build(dict(type='DualFbetaLoss', num_classes=4, beta=2.0,
-                           loss_weight=0.5))
+    iou = MODELS.build(dict(type='DualIoULoss', **EXACT, num_classes=4))
+    fb = MODELS.build(dict(type='DualFbetaLoss', **EXACT, num_classes=4,
+                           beta=2.0, loss_weight=0.5))
     assert iou.loss_name == 'loss_dual_iou'
     assert fb.loss_name == 'loss_dual_fbeta' and fb.beta == 2.0
-    assert MODELS.build(dict(type='DualIoULoss', num_classes=4,
+    assert MODELS.build(dict(type='DualIoULoss', **EXACT, num_classes=4,
                              loss_name='loss_x')).loss_name == 'loss_x'
     logits = torch.randn(2, 4, 5, 6)
     label = torch.randint(0, 4, (2, 5, 6))
     out = fb(logits, label, weight=None, ignore_index=255)
     assert out.dim() == 0
     with pytest.raises(ValueError, match='num_classes'):
-        MODELS.build(dict(type='DualIoULoss'))
+        MODELS.build(dict(type='DualIoULoss', solver='exact'))
+    # the default (direct bound) learns no scale and needs no num_classes
+    default = MODELS.build(dict(type='DualIoULoss'))
+    assert default.solver == 'direct' and default.sample_stride == 4
+    assert default.log_scale is None
+    assert torch.isfinite(default(logits, label))
     with pytest.raises(ValueError):
         build(infeasible='nope')
 
@@ -78,8 +89,9 @@ def test_value_matches_lp_solver(metric, beta):
         logits = torch.randn(1, C, 3, 4, dtype=torch.float64) * 3
         label = torch.randint(0, C, (1, 3, 4))
         kw = dict(num_classes=C, learn_scale=False, init_scale=4.0)
-        loss = (MODELS.build(dict(type='DualIoULoss', **kw)) if metric == 'iou'
-                else MODELS.build(dict(type='DualFbetaLoss', beta=beta, **kw)))
+        loss = (MODELS.build(dict(type='DualIoULoss', **EXACT, **kw))
+                if metric == 'iou' else MODELS.build(
+                    dict(type='DualFbetaLoss', **EXACT, beta=beta, **kw)))
         loss(logits, label)
         st_ = loss.last_stats
         s = class_scores(logits.float()).double() * 4.0
@@ -118,7 +130,7 @@ def test_gradcheck_float64():
 @pytest.mark.parametrize('typ', ['DualIoULoss', 'DualFbetaLoss'])
 def test_ignored_and_zero_weight_pixels_change_nothing(typ):
     torch.manual_seed(0)
-    loss = MODELS.build(dict(type=typ, num_classes=4))
+    loss = MODELS.build(dict(type=typ, **EXACT, num_classes=4))
     logits = torch.randn(2, 4, 6, 6)
     label = torch.randint(0, 4, (2, 6, 6))
     mask = torch.rand(2, 6, 6) < 0.3
@@ -210,7 +222,7 @@ def _samples(labels):
 def test_in_decode_head_beside_cross_entropy_and_optimizer():
     from mmengine.optim import build_optim_wrapper
     head = _tiny_head(dict(type='DualIoULoss', num_classes=5,
-                           loss_weight=0.5))
+                           loss_weight=0.5, **EXACT))
     feats = (torch.randn(2, 8, 8, 8), )
     labels = torch.randint(0, 5, (2, 16, 16))
     losses = head.loss(feats, _samples(labels), train_cfg={})
@@ -229,14 +241,17 @@ def test_in_decode_head_beside_cross_entropy_and_optimizer():
 
 
 def test_nonzero_gradient_at_initialisation():
-    """Section 2b: at init every class LP is infeasible; the default still
-    trains every present class, the prototype ('skip') adds nothing."""
+    """Section 2b: at init every class LP is infeasible; the direct bound
+    (the default solver, and the exact solver's default fallback) trains
+    every present class, the prototype ('skip') adds nothing."""
     feats = (torch.randn(2, 8, 8, 8), )
     labels = torch.randint(0, 5, (2, 16, 16))
     grads = {}
-    for variant in ('direct', 'skip', 'shift'):
-        head = _tiny_head(dict(type='DualIoULoss', num_classes=5,
-                               infeasible=variant))
+    for variant in ('direct', 'skip', 'shift', 'default'):
+        cfg = dict(type='DualIoULoss', num_classes=5) if variant == 'default' \
+            else dict(type='DualIoULoss', num_classes=5, infeasible=variant,
+                      **EXACT)
+        head = _tiny_head(cfg)
         losses = head.loss(feats, _samples(labels), train_cfg={})
         stats = head.loss_decode[1].last_stats
         if variant != 'shift':
@@ -248,6 +263,7 @@ def test_nonzero_gradient_at_initialisation():
             g = head.conv_seg.weight.grad.abs().sum(1).flatten()
             assert (g > 0).all()
     assert grads['direct'] > 0 and grads['shift'] > 0
+    assert grads['default'] > 0
     assert grads['skip'] == 0.0
 
 
@@ -312,7 +328,7 @@ def test_property_random_shapes(B, C, H, W, scale, ignore_frac, seed):
     label = torch.randint(0, C, (B, H, W), generator=g)
     label[torch.rand(B, H, W, generator=g) < ignore_frac] = 255
     for typ in ('DualIoULoss', 'DualFbetaLoss'):
-        loss = MODELS.build(dict(type=typ, num_classes=C))
+        loss = MODELS.build(dict(type=typ, **EXACT, num_classes=C))
         out = loss(x, label)
         grad, = torch.autograd.grad(out, x)
         assert torch.isfinite(out) and torch.isfinite(grad).all()

@@ -15,8 +15,10 @@ linprog = pytest.importorskip('scipy.optimize').linprog
 
 
 def build(**kw):
+    """Every pixel and the exact solver unless a test says otherwise."""
     cfg = dict(type=kw.pop('type', 'DualIoULoss'),
-               num_classes=kw.pop('num_classes', 4))
+               num_classes=kw.pop('num_classes', 4), solver='exact',
+               sample_stride=1)
     cfg.update(kw)
     return MODELS.build(cfg)
 
