@@ -10,7 +10,8 @@ arm (CE) with its CI and p-value, an image-bootstrap interval, and per-class
 IoU sorted rarest class first (report.md / report.html in the report folder).
 Finished pairs are skipped and interrupted ones resumed, as with ablate.
 
-Datasets (``tools/make_demo_data.py`` makes both; see data/README.md):
+Datasets (``tools/make_demo_data.py`` makes both; a missing one is generated
+before the first run; see data/README.md):
   demo    12 classes, scenes with 8 small "thing" classes (96x96)
   aerial  10 classes, a differently made generator: Voronoi land cover,
           thin roads and rivers, tiny objects (80x80)
@@ -41,12 +42,17 @@ from __future__ import annotations
 import argparse
 import glob
 import os.path as osp
+import subprocess
 import sys
 from typing import Dict, List
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = 'deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
 AERIAL = 'deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'
+#: dataset -> (data root its configs read, tools/make_demo_data.py --kind)
+DATA = {'demo': ('data/demo', 'scenes'),
+        'aerial': ('data/demo_aerial', 'aerial')}
+
 #: dataset -> file-name suffix of its variant configs
 _VARIANT_SUFFIX = {'demo': '_r18-tiny_demo-96x96.py',
                    'aerial': '_r18-tiny_aerial-80x80.py'}
@@ -127,12 +133,39 @@ def ablate_argv(args, rest: List[str]) -> List[str]:
     return argv + rest
 
 
+def ensure_data(dataset: str, rest: List[str], run=subprocess.run) -> bool:
+    """Generate the dataset with tools/make_demo_data.py if it is missing.
+
+    Nothing is made for ``--dry-run`` / ``--print-commands`` or when the
+    user points the configs elsewhere (a ``data_root`` in ``rest``).
+
+    Args:
+        dataset: ``'demo'`` or ``'aerial'``.
+        rest: the arguments that go to ablate.
+        run: the subprocess runner (a seam for the tests).
+
+    Returns:
+        Whether the generator was run.
+    """
+    root, kind = DATA[dataset]
+    if (osp.isdir(root) or any(a.startswith(('--dry-run', '--print-commands'))
+                               for a in rest)
+            or any('data_root' in a for a in rest)):
+        return False
+    print(f'[study] {root} does not exist: generating it '
+          f'(tools/make_demo_data.py --kind {kind})', flush=True)
+    run([sys.executable, osp.join(REPO, 'tools', 'make_demo_data.py'),
+         '--kind', kind, '--out', root], check=True)
+    return True
+
+
 def main(argv=None) -> int:
     args, rest = parse_args(argv)
     if args.list_arms:
         for name, cfg in known_arms(args.dataset).items():
             print(f'{name:<24} {cfg}')
         return 0
+    ensure_data(args.dataset, rest)
     sys.path.insert(0, osp.join(REPO, 'tools'))
     import ablate
     return ablate.main(ablate_argv(args, rest))

@@ -55,3 +55,22 @@ def test_dry_run_and_list(study, tmp_path, capsys):
                        '--work-root', str(tmp_path), '--dry-run']) == 0
     out = capsys.readouterr().out
     assert '2 runs (2 arms x 1 seeds)' in out and 'train, then evaluate' in out
+
+
+def test_missing_dataset_is_generated_once(study, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    assert study.ensure_data('aerial', [], run=lambda cmd, **kw: calls.append(
+        cmd)) is True
+    cmd = calls[0]
+    assert cmd[1].endswith('make_demo_data.py')
+    assert cmd[cmd.index('--kind') + 1] == 'aerial'
+    assert cmd[cmd.index('--out') + 1] == 'data/demo_aerial'
+    # not for a dry run, nor when the user points the configs elsewhere
+    assert not study.ensure_data('demo', ['--dry-run'], run=calls.append)
+    assert not study.ensure_data(
+        'demo', ['--cfg-options', 'train_dataloader.dataset.data_root=/x'],
+        run=calls.append)
+    (tmp_path / 'data' / 'demo').mkdir(parents=True)
+    assert not study.ensure_data('demo', [], run=calls.append)
+    assert len(calls) == 1
