@@ -1,0 +1,27 @@
+# Issue-7 variant of the aerial DualIoU arm
+# (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py):
+# cross-entropy + the default DualIoU (direct bound, stride 4) +
+# Lovasz-Softmax, all with weight 1 (does Lovasz keep the large and thin
+# classes the direct bound trades for the rare ones?).
+_base_ = '../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'
+model = dict(
+    decode_head=dict(loss_decode=[
+        dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True),
+        dict(
+            type='DualIoULoss',
+            num_classes=10,
+            solver='direct',
+            sample_stride=4,
+            loss_weight=1.0),
+        dict(
+            type='LovaszLoss',
+            loss_type='multi_class',
+            classes='present',
+            per_image=False,
+            reduction='none',
+            loss_weight=1.0),
+    ]))
