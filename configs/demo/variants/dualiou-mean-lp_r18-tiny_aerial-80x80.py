@@ -5,14 +5,10 @@
 _base_ = '../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'
 model = dict(
     decode_head=dict(loss_decode=[
+        _base_.model.decode_head.loss_decode[0],  # cross-entropy
         dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=False,
-            loss_weight=1.0,
-            avg_non_ignore=True),
-        dict(
-            type='DualIoULoss',
-            num_classes=10,
-            solver='exact', sample_stride=1,
-            normalize='mean', loss_weight=1.0),
+            _base_.model.decode_head.loss_decode[1],
+            solver='exact',
+            sample_stride=1,
+            normalize='mean'),
     ]))
