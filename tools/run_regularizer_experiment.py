@@ -49,9 +49,8 @@ from typing import Dict, List
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = 'deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
 AERIAL = 'deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'
-#: dataset -> (data root its configs read, tools/make_demo_data.py --kind)
-DATA = {'demo': ('data/demo', 'scenes'),
-        'aerial': ('data/demo_aerial', 'aerial')}
+#: dataset -> its generator, tools/make_demo_data.py --kind
+_DATA_KIND = {'demo': 'scenes', 'aerial': 'aerial'}
 
 #: dataset -> file-name suffix of its variant configs
 _VARIANT_SUFFIX = {'demo': '_r18-tiny_demo-96x96.py',
@@ -147,10 +146,14 @@ def ensure_data(dataset: str, rest: List[str], run=subprocess.run) -> bool:
     Returns:
         Whether the generator was run.
     """
-    root, kind = DATA[dataset]
-    if (osp.isdir(root) or any(a.startswith(('--dry-run', '--print-commands'))
-                               for a in rest)
+    if (any(a.startswith(('--dry-run', '--print-commands')) for a in rest)
             or any('data_root' in a for a in rest)):
+        return False
+    from mmengine import Config  # the root is the one the configs read
+    ce = Config.fromfile(osp.join(REPO, known_arms(dataset)['ce']),
+                         import_custom_modules=False)
+    root, kind = ce.train_dataloader.dataset.data_root, _DATA_KIND[dataset]
+    if osp.isdir(root):
         return False
     print(f'[study] {root} does not exist: generating it '
           f'(tools/make_demo_data.py --kind {kind})', flush=True)
