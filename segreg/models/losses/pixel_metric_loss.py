@@ -267,6 +267,9 @@ class PixelMetricLoss(nn.Module):
         terms = torch.where(selected, out.term, torch.zeros_like(out.term))
         loss = (terms * cw).sum() / cw.sum().clamp(min=1e-12) + \
             self._anchor(x)
+        if self._pending_dual is not None and not bool(torch.isfinite(loss)):
+            self._pending_dual = None  # never a dual step from such a batch
+            self.num_skipped += 1
         self.last_stats = dict(out.stats or {}, term=out.term.detach(),
                                present=out.present.detach())
         return loss

@@ -161,9 +161,9 @@ class ROCAUCLoss(_RateLoss):
                              f'{num_anchors!r}')
         self.num_anchors = num_anchors
         super().__init__(loss_name=loss_name, **kwargs)
-        self.register_buffer(
-            'anchors', (torch.arange(num_anchors) + 0.5) / num_anchors,
-            persistent=False)
 
     def lagrangian(self, rates: HingeRates):
-        return roc_auc_from_rates(rates, self.anchors, self.dual)
+        K = self.num_anchors
+        anchors = (torch.arange(K, dtype=rates.tp_l.dtype,
+                                device=rates.tp_l.device) + 0.5) / K
+        return roc_auc_from_rates(rates, anchors, self.dual)
