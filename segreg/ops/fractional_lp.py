@@ -590,7 +590,7 @@ def hinge_bound(pos_scores: Tensor,
     for ``tp_l < 0`` (:func:`hinge_bound_from_counts`). Valid lower bounds
     for every score, continuous, monotone, with a non-zero gradient even
     when the LP is infeasible; ``1 - bound`` is the "direct"
-    loss of shared/docs/regularizer.md 2b. At the LP's scale they equal the
+    loss of docs/regularizer_derivation.md, section 9. At the LP's scale they equal the
     LP bound: ``hinge_bound(f / eps*)`` is ``1 / V`` (IoU) or
     ``(1 + b^2) / (1 + V)`` (F_beta). ``bound`` is 0 when there is no
     positive weight.

@@ -1,4 +1,4 @@
-# Issue-7 variant of the aerial DualIoU arm
+# Variant of the aerial DualIoU arm (the regularizer study, docs/experiments.md)
 # (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py):
 # cross-entropy + the default DualIoU (direct bound, stride 4) +
 # Lovasz-Softmax, all with weight 1 (does Lovasz keep the large and thin

@@ -1,4 +1,4 @@
-# Issue-7 variant of the aerial DualIoU arm
+# Variant of the aerial DualIoU arm (the regularizer study, docs/experiments.md)
 # (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py):
 # no LP at all: every class uses the direct hinge bound at threshold 1.
 _base_ = '../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'

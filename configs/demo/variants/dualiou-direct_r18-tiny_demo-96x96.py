@@ -1,4 +1,4 @@
-# Issue-7 variant of the demo DualIoU arm
+# Variant of the demo DualIoU arm (the regularizer study, docs/experiments.md)
 # (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
 # no LP at all: every class uses the direct hinge bound at threshold 1
 # (the fallback of the default for infeasible classes); no sort.

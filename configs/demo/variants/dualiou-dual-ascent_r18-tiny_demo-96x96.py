@@ -1,4 +1,4 @@
-# Issue-7 variant of the demo DualIoU arm
+# Variant of the demo DualIoU arm (the regularizer study, docs/experiments.md)
 # (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
 # persistent class-level eps_c / mu_c with dual ascent across batches
 # and running class counts instead of the per-batch exact LP solve.

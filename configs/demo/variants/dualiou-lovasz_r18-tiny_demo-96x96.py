@@ -1,4 +1,4 @@
-# Issue-7 variant: cross-entropy + DualIoU (the exact per-batch LP on every
+# Variant (the regularizer study, docs/experiments.md): cross-entropy + DualIoU (the exact per-batch LP on every
 # pixel, the configuration before the study) + Lovasz-Softmax, all
 # with weight 1 (does the combination keep Lovasz's large classes and
 # DualIoU's rare ones?).

@@ -1,4 +1,4 @@
-# Issue-7 variant of the demo DualIoU arm
+# Variant of the demo DualIoU arm (the regularizer study, docs/experiments.md)
 # (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
 # the exact per-batch LP with the per-positive normalisation
 # sum_{S+} tau = n_c (the LP of f / n_c) instead of the paper's sum tau = 1.

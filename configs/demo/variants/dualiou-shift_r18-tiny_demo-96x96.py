@@ -1,4 +1,4 @@
-# Issue-7 variant of the demo DualIoU arm
+# Variant of the demo DualIoU arm (the regularizer study, docs/experiments.md)
 # (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
 # scores of an infeasible class are shifted by a constant (no gradient) until
 # its LP is feasible, then the LP is solved.

@@ -1,4 +1,4 @@
-# Issue-7 variant of the demo DualIoU arm
+# Variant of the demo DualIoU arm (the regularizer study, docs/experiments.md)
 # (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
 # the DualIoU weight (default configuration: direct bound, stride 4) ramps linearly from 0 to 1 over the first 300 of the
 # 1000 iterations (CE trains alone at first).

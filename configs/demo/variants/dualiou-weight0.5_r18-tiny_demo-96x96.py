@@ -1,4 +1,4 @@
-# Issue-7 variant of the demo DualIoU arm
+# Variant of the demo DualIoU arm (the regularizer study, docs/experiments.md)
 # (../dualreg-iou_deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py):
 # the default configuration (direct bound, stride 4) with loss_weight=0.5
 # instead of 1 (the weight sweep).

@@ -5,7 +5,8 @@ image (by default the "size" label of segreg.datasets.transforms.SizeLabel)
 predicted by an auxiliary linear head on the flattened decoder logits. With
 ``f_i`` that head's score of training image ``i``, ``S+``/``S-`` the positive
 / negative training images (``n = |S+|``) and ``N`` the dataset size, the
-partially dualized Lagrangian (paper eq. 4-5; shared/docs/regularizer.md) is::
+partially dualized Lagrangian (paper eq. 4-5; docs/regularizer_derivation.md,
+sections 2 and 4) is::
 
     L = b^2 n eps + sum_{S-} max(0, eps + w f_j) + mu (sum_{S+} tau_i - 1)
         + sum_{S+} lambda_i (tau_i - w f_i)
