@@ -44,6 +44,8 @@ model = dict(decode_head=dict(loss_decode=[
     dict(type='SMeasureLoss', num_classes=12, num_samples=16,
          pool_size=(24, 24), loss_weight=1.0),
     dict(type='DualIoULoss', num_classes=12, loss_weight=1.0),
+    dict(type='DualIoULoss', num_classes=12, solver='dual_ascent',
+         eta_mu=0.5, loss_name='loss_dual_pd'),
 ]))
 custom_hooks = [
     dict(type='DualAscentHook', interval=2, eta_lambda=0.5, eta_mu=0.5,
@@ -85,6 +87,27 @@ def test_train_log_and_resume_keep_duals(tmp_path, tools_on_path,
                 'dual/smeasure_slack_mean', 'dual/smeasure_eps',
                 'dual/dual_iou_bound_mean', 'dual/dual_iou_term_mean'):
         assert key in text, key
+
+    # the hook took the persistent duals' steps (once per iteration)
+    mu = ckpt['state_dict']['decode_head.loss_decode.3.mu']
+    assert not torch.equal(mu, torch.ones(12)) and (mu >= 0).all()
+    # TensorBoard holds the duals, bounds and terms named by class
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    events = glob.glob(osp.join(work, '*', 'vis_data', 'events.out.*'))
+    acc = EventAccumulator(osp.dirname(events[0]))
+    acc.Reload()
+    tags = set(acc.Tags()['scalars'])
+    for key in ('dual/dual_pd_mu_sky_other', 'dual/dual_pd_mu_frisbee',
+                'dual/dual_pd_scale_stop_sign', 'dual/dual_pd_mu_max',
+                'dual/dual_iou_bound_mean', 'dual/dual_iou_term_mean',
+                'dual/smeasure_mu'):
+        assert key in tags, (key, sorted(t for t in tags if "dual" in t))
+    per_class = [t for t in tags if t.startswith('dual/dual_iou_bound_')
+                 and not t.endswith('_mean')]
+    assert per_class  # the classes present in the logged batch
+    steps = [e.value for e in acc.Scalars('dual/dual_pd_mu_max')]
+    assert len(steps) == 4 and steps[-1] != 1.0
 
     # resume: training restarts from exactly the saved duals
     rc = _train([cfg, '--work-dir', work, '--resume', '--cfg-options',

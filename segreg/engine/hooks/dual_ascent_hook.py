@@ -154,13 +154,16 @@ class DualAscentHook(Hook):
                                                              '')
                 self._update(hub, tag, loss.dual_stats())
         names = self._class_names(runner)
+        seen = set()
         for i, (_, loss) in enumerate(self.pixel_losses(runner.model)):
             if loss.has_duals:
                 loss.dual_step()
+            tag = loss.loss_name.replace('loss_', '')
+            tag = f'{tag}{i}' if tag in seen else tag  # same name twice
+            seen.add(tag)
             stats = loss.last_stats
             if not (log_now and stats):
                 continue
-            tag = loss.loss_name.replace('loss_', '') + (f'{i}' if i else '')
             self._update(hub, tag, self._pixel_scalars(stats, names))
             if loss.num_skipped:
                 hub.update_scalar(f'train/dual/{tag}_skipped',
