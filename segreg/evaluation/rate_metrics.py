@@ -157,3 +157,42 @@ class SegregRateMetric(BaseMetric):
             flat[f'{key}_AUC'] = 100 * m['roc_auc']
         self.last_rates = out
         return flat
+
+
+def summarize_rate_runs(root: str, arms: Sequence[str],
+                        seeds: Sequence[int]) -> str:
+    """Markdown table of the rate metrics of ``ROOT/ARM/seedS/eval`` runs.
+
+    Mean +- 95% t half-width over seeds per arm, and the paired delta of
+    each arm against the first (``segreg.evaluation.stats.paired_t``).
+    """
+    import json
+    import os.path as osp
+
+    from .stats import paired_t, t_interval
+    keys = (('precision_at_recall', 'P@R'), ('recall_at_precision', 'R@P'),
+            ('roc_auc', 'ROC-AUC'), ('mIoU', 'mIoU'))
+    vals: Dict[str, Dict[str, list]] = {}
+    for arm in arms:
+        vals[arm] = {k: [] for k, _ in keys}
+        for s in seeds:
+            with open(osp.join(root, arm, f'seed{s}', 'eval',
+                               'metrics.json')) as f:
+                data = json.load(f)
+            (rates, ) = data['rate_metrics'].values()
+            for k, _ in keys:
+                v = data[k] if k == 'mIoU' else rates[k]
+                vals[arm][k].append(v['value'] if isinstance(v, dict) else v)
+    lines = ['| arm | ' + ' | '.join(name for _, name in keys) + ' |',
+             '|---' * (len(keys) + 1) + '|']
+    for arm in arms:
+        cells = []
+        for k, _ in keys:
+            m, h = t_interval(vals[arm][k])
+            cell = f'{m:.2f} ± {h:.2f}'
+            if arm != arms[0]:
+                d, dh, p = paired_t(vals[arm][k], vals[arms[0]][k])
+                cell += f' ({d:+.2f} [{d - dh:+.2f}, {d + dh:+.2f}], p={p:.3f})'
+            cells.append(cell)
+        lines.append(f'| {arm} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)

@@ -77,3 +77,25 @@ def test_metric_from_data_samples():
     rates = metric.last_rates['b']
     assert rates['num_positive_pixels'] == int((y == 1).sum())
     assert rates['precision_at_recall']['recall'] == 0.5
+
+
+def test_summarize_rate_runs(tmp_path):
+    import json
+    from segreg.evaluation.rate_metrics import summarize_rate_runs
+    vals = {'ce': [10.0, 12.0, 14.0], 'x': [13.0, 14.0, 18.0]}
+    for arm, v in vals.items():
+        for s, auc in enumerate(v):
+            d = tmp_path / arm / f'seed{s}' / 'eval'
+            d.mkdir(parents=True)
+            rates = {'t': dict(precision_at_recall=dict(value=auc / 2),
+                               recall_at_precision=dict(value=0.0),
+                               roc_auc=auc)}
+            (d / 'metrics.json').write_text(json.dumps(
+                dict(mIoU=50.0 + s, rate_metrics=rates)))
+    table = summarize_rate_runs(str(tmp_path), ['ce', 'x'], [0, 1, 2])
+    rows = table.splitlines()
+    assert rows[2].startswith('| ce | 6.00 ± ') and '| 12.00 ± 4.97 |' in \
+        rows[2]
+    # paired deltas 3, 2, 4: mean +3.00, t half-width 2.48, t = 5.2 (2 df)
+    assert '15.00 ± ' in rows[3] and '(+3.00 [+0.52, +5.48], p=0.035)' in \
+        rows[3]
