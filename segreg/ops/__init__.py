@@ -25,3 +25,6 @@ __all__ += [  # dual-projected metric regularizer ops
     'RateLagrangian'
 ]
 __all__ += ['nystrom_attention', 'iterative_pinv', 'segment_means']
+from .dataset_lagrangian import (  # noqa: F401,E402
+    DatasetLagrangian, dataset_lagrangian, primal_dual_step)
+__all__ += ['DatasetLagrangian', 'dataset_lagrangian', 'primal_dual_step']
