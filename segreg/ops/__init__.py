@@ -26,5 +26,7 @@ __all__ += [  # dual-projected metric regularizer ops
 ]
 __all__ += ['nystrom_attention', 'iterative_pinv', 'segment_means']
 from .dataset_lagrangian import (  # noqa: F401,E402
-    DatasetLagrangian, dataset_lagrangian, primal_dual_step)
-__all__ += ['DatasetLagrangian', 'dataset_lagrangian', 'primal_dual_step']
+    DatasetLagrangian, HingeSums, dataset_hinge_sums, dataset_lagrangian,
+    primal_dual_step)
+__all__ += ['HingeSums', 'DatasetLagrangian', 'dataset_hinge_sums',
+            'dataset_lagrangian', 'primal_dual_step']

@@ -40,77 +40,73 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
-__all__ = ['DatasetLagrangian', 'dataset_lagrangian', 'primal_dual_step']
+__all__ = ['HingeSums', 'DatasetLagrangian', 'dataset_hinge_sums',
+           'dataset_lagrangian', 'primal_dual_step']
+
+
+class HingeSums(NamedTuple):
+    """Per-class sums of one batch at the thresholds ``eps`` (all (C,)).
+
+    Attributes:
+        hit (Tensor): ``sum_{y_i = c} w_i min(eps_c, f_ic)``, differentiable.
+        fp (Tensor): ``sum_{y_j != c} w_j max(0, eps_c + f_jc)``,
+            differentiable.
+        n (Tensor): ``sum_{y_i = c} w_i``, the batch's positive count.
+        act_pos (Tensor): ``sum_{y_i = c} w_i [f_ic > eps_c]`` (detached).
+        act_neg (Tensor): ``sum_{y_j != c} w_j [eps_c + f_jc > 0]``
+            (detached).
+        pixels (Tensor): 0-d, ``sum w`` over the valid pixels.
+    """
+
+    hit: Tensor
+    fp: Tensor
+    n: Tensor
+    act_pos: Tensor
+    act_neg: Tensor
+    pixels: Tensor
 
 
 class DatasetLagrangian(NamedTuple):
     """One batch's estimate of the dataset-level Lagrangian, per class.
 
     Attributes:
-        value (Tensor): (C,) ``L_B`` per class, differentiable in the scores;
-            0 for classes with ``n_ref = 0`` (never seen).
+        value (Tensor): (C,) ``L_B`` per class, differentiable in the sums
+            (and so in the scores); 0 for classes with ``n_ref = 0``.
         slack (Tensor): (C,) ``1 - hit_B / n_ref``, the unbiased estimate of
             the constraint violation (``d L / d mu``), detached.
         grad_eps (Tensor): (C,) ``d L_B / d eps``, detached.
-        n (Tensor): (C,) positive count of the batch (weights summed).
-        hit (Tensor): (C,) ``sum_{P cap B} w min(eps, f)``, detached.
-        fp (Tensor): (C,) ``sum_{Q cap B} w max(0, eps + f)``, detached.
     """
 
     value: Tensor
     slack: Tensor
     grad_eps: Tensor
-    n: Tensor
-    hit: Tensor
-    fp: Tensor
 
 
-def dataset_lagrangian(scores: Tensor,
+def dataset_hinge_sums(scores: Tensor,
                        labels: Tensor,
                        eps: Tensor,
-                       mu: Tensor,
-                       n_ref: Tensor,
-                       beta: float = 1.0,
-                       weight: Optional[Tensor] = None) -> DatasetLagrangian:
-    r"""The batch estimate ``L_B`` of the dataset-level Lagrangian, every class.
+                       weight: Optional[Tensor] = None) -> HingeSums:
+    r"""The per-class sums of one batch that the dataset-level form needs.
 
     .. math::
 
-        L_{B,c} = b^2 \epsilon_c + \frac{1}{\bar n_c}\sum_{j \in B, y_j \ne c}
-        w_j \max(0, \epsilon_c + f_{jc}) + \mu_c \Big(1 - \frac{1}{\bar n_c}
-        \sum_{i \in B, y_i = c} w_i \min(\epsilon_c, f_{ic})\Big)
+        hit_c = \sum_{y_i = c} w_i \min(\epsilon_c, f_{ic}), \quad
+        fp_c = \sum_{y_j \ne c} w_j \max(0, \epsilon_c + f_{jc})
 
-    with ``bar n_c = n_ref_c`` the expected positive count of the batch
-    (class share times valid pixels). Gradients (first order, through
-    autograd in the scores; returned in closed form for ``eps``):
-    ``dL/df_j = w_j / n_ref`` for active negatives (``eps + f_j > 0``),
-    ``dL/df_i = -mu w_i / n_ref`` for positives below the threshold
-    (``f_i < eps``), ``dL/deps = b^2 + A_Q / n_ref - mu A_P / n_ref`` with
-    ``A_Q``, ``A_P`` the weighted counts of active negatives / positives
-    above the threshold.
+    plus the counts of the active pieces (the subgradients in ``eps``).
+    Every output is a sum over pixels: under DDP each is all-reduced (one
+    C-vector each), which makes the estimate that of the global batch.
 
     Args:
         scores (Tensor): (M, C) per-pixel class scores, or (B, C, d1, ...)
             with classes on dim 1.
         labels (Tensor): (M,) or (B, d1, ...); values outside [0, C) are
             ignored pixels.
-        eps (Tensor): (C,) thresholds ``eps_c >= 0`` (state, not trained
-            through this graph).
-        mu (Tensor): (C,) multipliers ``mu_c >= 0`` (state).
-        n_ref (Tensor): (C,) expected positive count of this batch; classes
-            with ``n_ref <= 0`` contribute 0.
-        beta (float): F-beta's ``b`` (1 for IoU).
+        eps (Tensor): (C,) thresholds (state; no gradient flows to it).
         weight (Tensor, optional): Pixel weights, shape of ``labels``.
 
     Returns:
-        DatasetLagrangian: value (differentiable), slack, grad_eps, n, hit,
-        fp (all (C,)).
-
-    Reference:
-        Ravi, Venkatesh, Fung, Singh. Optimizing Nondecomposable Data
-        Dependent Regularizers via Lagrangian Reparameterization offers
-        Significant Performance and Efficiency Gains. AAAI 2020, eq. 4-5
-        and Algorithm 1.
+        HingeSums: hit and fp differentiable in ``scores``; counts detached.
     """
     C = scores.shape[1]
     if scores.dim() != 2:
@@ -118,34 +114,75 @@ def dataset_lagrangian(scores: Tensor,
     y = labels.reshape(-1)
     dt = torch.float64 if scores.dtype == torch.float64 else torch.float32
     f = scores.to(dt)
+    zero = torch.zeros((), dtype=dt, device=f.device)
     valid = (y >= 0) & (y < C)
     w = valid.to(dt) if weight is None else \
-        torch.where(valid, weight.reshape(-1).to(dt), torch.zeros((), dtype=dt,
-                                                                  device=f.device))
+        torch.where(valid, weight.reshape(-1).to(dt), zero)
     y_safe = torch.where(valid, y, torch.zeros_like(y)).long()
-    e, m, nr = eps.to(dt), mu.to(dt), n_ref.to(dt)
     own = torch.nn.functional.one_hot(y_safe, C).to(torch.bool) \
         & valid.unsqueeze(1)
     wcol = w.unsqueeze(1)
-    pos_w = torch.where(own, wcol, torch.zeros((), dtype=dt, device=f.device))
+    pos_w = torch.where(own, wcol, zero)
     neg_w = wcol - pos_w
+    e = eps.to(dt).detach()
     hit = (pos_w * torch.minimum(f, e)).sum(0)
     fp = (neg_w * (f + e).clamp(min=0)).sum(0)
-    n = pos_w.sum(0)
+    with torch.no_grad():
+        act_pos = (pos_w * (f > e)).sum(0)
+        act_neg = (neg_w * (f + e > 0)).sum(0)
+    return HingeSums(hit, fp, pos_w.sum(0).detach(), act_pos, act_neg,
+                     w.sum().detach())
+
+
+def dataset_lagrangian(sums: HingeSums,
+                       eps: Tensor,
+                       mu: Tensor,
+                       n_ref: Tensor,
+                       beta: float = 1.0) -> DatasetLagrangian:
+    r"""The batch estimate ``L_B`` of the dataset-level Lagrangian, every class.
+
+    .. math::
+
+        L_{B,c} = b^2 \epsilon_c + \frac{fp_c}{\bar n_c}
+        + \mu_c \Big(1 - \frac{hit_c}{\bar n_c}\Big)
+
+    with ``bar n_c = n_ref_c`` the *expected* positive count of the batch
+    (the class's pixel share times the batch's valid pixels), not the
+    batch's own count. Gradients: ``dL/df_j = w_j / n_ref`` for active
+    negatives (``eps + f_j > 0``), ``dL/df_i = -mu w_i / n_ref`` for
+    positives below the threshold (``f_i < eps``), through autograd;
+    ``dL/deps = b^2 + (A_neg - mu A_pos) / n_ref`` in closed form.
+
+    Args:
+        sums (HingeSums): Of :func:`dataset_hinge_sums` (all-reduced under
+            DDP).
+        eps (Tensor): (C,) thresholds ``eps_c >= 0`` (state).
+        mu (Tensor): (C,) multipliers ``mu_c >= 0`` (state).
+        n_ref (Tensor): (C,) expected positive count of this batch; classes
+            with ``n_ref <= 0`` (never seen) contribute 0.
+        beta (float): F-beta's ``b`` (1 for IoU).
+
+    Returns:
+        DatasetLagrangian: value (differentiable), slack, grad_eps.
+
+    Reference:
+        Ravi, Venkatesh, Fung, Singh. Optimizing Nondecomposable Data
+        Dependent Regularizers via Lagrangian Reparameterization offers
+        Significant Performance and Efficiency Gains. AAAI 2020, eq. 4-5
+        and Algorithm 1.
+    """
+    dt = sums.hit.dtype
+    e, m, nr = eps.to(dt).detach(), mu.to(dt).detach(), n_ref.to(dt)
     seen = nr > 0
     inv = torch.where(seen, 1.0 / nr.clamp(min=1e-12), torch.zeros_like(nr))
     b2 = float(beta)**2
-    value = torch.where(seen, b2 * e + fp * inv + m * (1.0 - hit * inv),
-                        torch.zeros_like(nr))
+    value = torch.where(seen, b2 * e + sums.fp * inv
+                        + m * (1.0 - sums.hit * inv), torch.zeros_like(nr))
     with torch.no_grad():
-        act_q = (neg_w * (f + e > 0)).sum(0)
-        act_p = (pos_w * (f > e)).sum(0)
-        grad_eps = torch.where(seen, b2 + (act_q - m * act_p) * inv,
-                               torch.zeros_like(nr))
-        slack = torch.where(seen, 1.0 - hit.detach() * inv,
-                            torch.zeros_like(nr))
-    return DatasetLagrangian(value, slack, grad_eps, n.detach(), hit.detach(),
-                             fp.detach())
+        grad_eps = torch.where(seen, b2 + (sums.act_neg - m * sums.act_pos)
+                               * inv, torch.zeros_like(nr))
+        slack = torch.where(seen, 1.0 - sums.hit * inv, torch.zeros_like(nr))
+    return DatasetLagrangian(value, slack, grad_eps)
 
 
 def primal_dual_step(eps: Tensor, mu: Tensor, grad_eps: Tensor, slack: Tensor,

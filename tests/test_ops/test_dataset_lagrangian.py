@@ -9,7 +9,12 @@ import pytest
 import torch
 from scipy.optimize import linprog
 
-from segreg.ops import dataset_lagrangian, primal_dual_step
+from segreg.ops import dataset_hinge_sums, dataset_lagrangian, primal_dual_step
+
+
+def lagrangian(scores, labels, eps, mu, n_ref, beta=1.0, weight=None):
+    sums = dataset_hinge_sums(scores, labels, eps, weight)
+    return sums, dataset_lagrangian(sums, eps, mu, n_ref, beta)
 
 
 def dataset(seed=0, K=40, P=30, C=3):
@@ -60,8 +65,8 @@ def test_batch_estimate_matches_a_pixel_loop():
     eps = torch.tensor([0.3, 1.1, 0.0], dtype=torch.float64)
     mu = torch.tensor([1.0, 2.5, 0.4], dtype=torch.float64)
     n_ref = torch.tensor([20.0, 5.0, 0.0], dtype=torch.float64)
-    out = dataset_lagrangian(scores, labels, eps, mu, n_ref, beta=2.0,
-                             weight=w)
+    sums, out = lagrangian(scores, labels, eps, mu, n_ref, beta=2.0,
+                           weight=w)
     ff = f.transpose(0, 2, 1).reshape(-1, C)
     yy = labels.numpy().reshape(-1)
     ww = w.numpy().reshape(-1)
@@ -87,13 +92,30 @@ def test_batch_estimate_matches_a_pixel_loop():
         assert out.value[c].item() == pytest.approx(val, abs=1e-10)
         assert out.grad_eps[c].item() == pytest.approx(ge, abs=1e-10)
         assert out.slack[c].item() == pytest.approx(sl, abs=1e-10)
-        assert out.n[c].item() == pytest.approx(n, abs=1e-10)
-    # the closed-form d/d eps equals autograd's
-    e = eps.clone().requires_grad_(True)
-    v = dataset_lagrangian(scores, labels, e, mu, n_ref, beta=2.0,
-                           weight=w).value.sum()
-    g_eps, = torch.autograd.grad(v, e)
-    torch.testing.assert_close(g_eps, out.grad_eps)
+        assert sums.n[c].item() == pytest.approx(n, abs=1e-10)
+    # the closed-form d/d eps is the derivative (central differences; the
+    # Lagrangian is linear in eps between score breakpoints)
+    h = 1e-7
+    up = lagrangian(scores, labels, eps + h, mu, n_ref, 2.0, w)[1].value
+    down = lagrangian(scores, labels, eps - h, mu, n_ref, 2.0, w)[1].value
+    torch.testing.assert_close((up - down) / (2 * h), out.grad_eps,
+                               atol=1e-6, rtol=1e-6)
+    # and autograd's gradient in the scores is the per-pixel one of the
+    # docstring: w / n_ref on active negatives, -mu w / n_ref on positives
+    # below the threshold
+    g, = torch.autograd.grad(out.value.sum(), scores)
+    g = g.detach().numpy().transpose(0, 2, 1).reshape(-1, C)
+    for k in range(len(yy)):
+        for c in range(2):  # class 2 has n_ref 0: no gradient
+            r = n_ref[c].item()
+            if not 0 <= yy[k] < C:
+                want = 0.0
+            elif yy[k] == c:
+                want = -mu[c].item() * ww[k] / r * (ff[k, c] < eps[c].item())
+            else:
+                want = ww[k] / r * (ff[k, c] + eps[c].item() > 0)
+            assert g[k, c] == pytest.approx(want, abs=1e-12)
+        assert g[k, 2] == 0
 
 
 def test_ignored_and_zero_weight_pixels_change_nothing():
@@ -103,15 +125,15 @@ def test_ignored_and_zero_weight_pixels_change_nothing():
     eps = torch.full((3,), 0.5, dtype=torch.float64)
     mu = torch.ones(3, dtype=torch.float64)
     n_ref = torch.full((3,), 4.0, dtype=torch.float64)
-    ref = dataset_lagrangian(s[:, :, :8], lab[:, :8], eps, mu, n_ref)
+    ref = lagrangian(s[:, :, :8], lab[:, :8], eps, mu, n_ref)[1]
     lab2 = lab.clone()
     lab2[:, 8:] = 255
     s2 = s.clone()
     s2[:, :, 8:] = 1e6  # whatever the network says there
-    ign = dataset_lagrangian(s2, lab2, eps, mu, n_ref)
+    ign = lagrangian(s2, lab2, eps, mu, n_ref)[1]
     w = torch.ones(lab.shape, dtype=torch.float64)
     w[:, 8:] = 0
-    zw = dataset_lagrangian(s, lab, eps, mu, n_ref, weight=w)
+    zw = lagrangian(s, lab, eps, mu, n_ref, weight=w)[1]
     for other in (ign, zw):
         torch.testing.assert_close(other.value, ref.value)
         torch.testing.assert_close(other.grad_eps, ref.grad_eps)
@@ -146,7 +168,7 @@ def replay(normaliser, T=4000, B=1, seed=1):
         n_ref = {'share': share * lab.numel(),
                  'running': seen_pos / seen_pix * lab.numel(),
                  'batch': counts}[normaliser]
-        out = dataset_lagrangian(scores[lab_idx], lab, eps, mu, n_ref)
+        out = lagrangian(scores[lab_idx], lab, eps, mu, n_ref)[1]
         lr = 0.5 / t**0.5
         eps, mu = primal_dual_step(eps, mu, out.grad_eps, out.slack, lr, lr,
                                    mu_max=100.0)
@@ -168,8 +190,8 @@ def test_replayed_batches_converge_to_the_full_dataset_lp(normaliser):
     labels = torch.tensor(y)
     share = torch.tensor([(y == c).mean() for c in range(C)],
                          dtype=torch.float64)
-    full = dataset_lagrangian(torch.tensor(f), labels, eps, mu,
-                              share * labels.numel())
+    full = lagrangian(torch.tensor(f), labels, eps, mu,
+                      share * labels.numel())[1]
     for c in range(C):
         value, eps_star, mu_star = highs_dataset_lp(f[:, c][y == c],
                                                     f[:, c][y != c])
@@ -203,14 +225,13 @@ def test_primal_dual_step_projects():
 
 def test_unseen_class_and_empty_batch_are_zero_and_finite():
     s = torch.zeros(0, 3, requires_grad=True)
-    out = dataset_lagrangian(s, torch.zeros(0, dtype=torch.long),
-                             torch.ones(3), torch.ones(3), torch.zeros(3))
+    out = lagrangian(s, torch.zeros(0, dtype=torch.long), torch.ones(3),
+                     torch.ones(3), torch.zeros(3))[1]
     assert torch.equal(out.value, torch.zeros(3))
     out.value.sum().backward()
     s = torch.randn(5, 3, requires_grad=True)
-    out = dataset_lagrangian(s, torch.tensor([0, 0, 1, 1, 255]),
-                             torch.ones(3), torch.ones(3),
-                             torch.tensor([2.0, 2.0, 0.0]))
+    out = lagrangian(s, torch.tensor([0, 0, 1, 1, 255]), torch.ones(3),
+                     torch.ones(3), torch.tensor([2.0, 2.0, 0.0]))[1]
     assert out.value[2] == 0 and torch.isfinite(out.value).all()
     out.value.sum().backward()
     assert torch.isfinite(s.grad).all()
