@@ -18,6 +18,10 @@ Writes to DIR (see docs/evaluation.md):
                    per-class IoU/Acc/Dice/Fscore/Precision/Recall, in percent
     confusion.npy  (C, C) pixel counts, rows = ground truth, cols = prediction
     per_image.npz  per-image class counts, for bootstrap CIs (tools/compare.py)
+                   (a config with ``rate_metrics = dict(target_classes=[..],
+                   recall=.., precision=..)`` adds metrics.json["rate_metrics"]:
+                   P@R, R@P, ROC-AUC of those classes from the softmax scores,
+                   segreg.evaluation.rate_metrics)
     config.py      the config as evaluated
     preds/, overlays/   with --save-preds
 and prints the tables. A class absent from both prediction and ground truth
@@ -122,8 +126,27 @@ def build_cfg(args: argparse.Namespace, argv=None) -> Config:
         meta=dict(config=osp.abspath(args.config),
                   checkpoint=osp.abspath(args.checkpoint),
                   command=command))
+    if cfg.get('rate_metrics'):  # the rate-constraint losses' metrics
+        cfg.test_evaluator = [cfg.test_evaluator,
+                              dict(type='SegregRateMetric',
+                                   ignore_index=old.get('ignore_index', 255),
+                                   **cfg.rate_metrics)]
     adapt_cfg_for_cpu_distributed(cfg, args.launcher)
     return cfg
+
+
+def _add_rate_metrics(out: str, metrics) -> None:
+    """Put the rate metrics' results into DIR/metrics.json."""
+    import json
+    if len(metrics) < 2:
+        return
+    path = osp.join(out, 'metrics.json')
+    with open(path) as f:
+        data = json.load(f)
+    data['rate_metrics'] = metrics[1].last_rates
+    with open(path + '.tmp', 'w') as f:
+        json.dump(data, f, indent=2)
+    os.replace(path + '.tmp', path)
 
 
 def _progress_hook():
@@ -180,9 +203,10 @@ def main(argv=None) -> int:
     runner.register_hook(_progress_hook())
     runner.test()
     if is_main_process():
-        out = cfg.test_evaluator['out_dir']
+        out = runner.test_evaluator.metrics[0].out_dir
         cfg.dump(osp.join(out, 'config.py'))
         metric = runner.test_evaluator.metrics[0]
+        _add_rate_metrics(out, runner.test_evaluator.metrics)
         print(format_table(metric.last_metrics))
         print(f'wrote {osp.join(out, "metrics.json")}, confusion.npy, '
               f'per_image.npz ({metric.last_metrics["num_images"]} images)')

@@ -4,6 +4,7 @@
 * :mod:`.per_image` -- sparse per-image class counts (``per_image.npz``).
 * :mod:`.iou_metric` -- ``SegregIoUMetric``, registered in mmseg's METRICS.
 * :mod:`.metrics_file` -- the metrics.json / confusion.npy folder.
+* :mod:`.rate_metrics` -- P@R, R@P, ROC-AUC of target classes (``SegregRateMetric``).
 * :mod:`.stats` -- t intervals, paired tests, image bootstrap.
 * :mod:`.report` -- the comparison report of ``tools/compare.py``
   (imported lazily: it needs matplotlib).
@@ -15,6 +16,7 @@ from .iou_metric import SegregIoUMetric, sparse_confusion
 from .metrics_file import (METRICS_SCHEMA_VERSION, MetricsFileError,
                            format_table, load_metrics, write_metrics_folder)
 from .per_image import PerImageStats
+from .rate_metrics import SegregRateMetric  # noqa: F401
 
 __all__ = [
     'CLASS_METRICS', 'CONVENTION', 'SUMMARY_METRICS', 'class_scores',

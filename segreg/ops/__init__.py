@@ -2,27 +2,49 @@
 
 Nothing here touches a registry or an ``nn.Module``; each function states the
 equation it implements and points to the doc (docs/) that derives it.
+
+Used by the losses (``segreg.models.losses``): the scores, the class-wise
+sums and bounds, the LP threshold, the per-class terms and the dual step.
+Reference forms (one binary problem, for tests, oracles and readers; no
+loss calls them): ``fractional_lp``, ``hinge_bound``,
+``classwise_fractional_lp``, ``classwise_hinge_bound``, ``hinge_rates``,
+``precision_at_recall``, ``recall_at_precision``, ``roc_auc_lagrangian``,
+``precision_at_recall_threshold``.
 """
 __all__: list = []
 from .nystrom import (  # noqa: F401,E402
     iterative_pinv, nystrom_attention, segment_means)
 from .projection import project_tau_eps  # noqa: F401,E402
+from .scores import softmax_log_odds  # noqa: F401,E402
 from .fractional_lp import (  # noqa: F401,E402
     ClasswiseLP, ClasswiseThreshold, HingeBound, classwise_fractional_lp,
     classwise_hinge_bound, classwise_lp_value, classwise_negative_hinge,
     classwise_threshold, fractional_lp, hinge_bound, hinge_bound_from_counts,
     lp_metric_bound, surrogate)
+from .metric_terms import (  # noqa: F401,E402
+    HingeCounts, PersistentDualLagrangian, classwise_hinge_counts,
+    feasibility_shift, metric_term, persistent_dual_lagrangian,
+    projected_dual_step, running_count)
 from .rate_constraints import (  # noqa: F401,E402
     HingeRates, RateLagrangian, hinge_rates, precision_at_recall,
-    precision_at_recall_threshold, recall_at_precision, roc_auc_lagrangian)
-__all__ += [  # dual-projected metric regularizer ops
-    'project_tau_eps', 'fractional_lp', 'classwise_fractional_lp',
-    'classwise_threshold', 'classwise_negative_hinge', 'classwise_lp_value',
-    'lp_metric_bound', 'hinge_bound', 'classwise_hinge_bound',
-    'hinge_bound_from_counts', 'ClasswiseThreshold', 'ClasswiseLP',
-    'HingeBound', 'surrogate', 'hinge_rates', 'precision_at_recall', 'recall_at_precision',
-    'roc_auc_lagrangian', 'precision_at_recall_threshold', 'HingeRates',
-    'RateLagrangian'
+    precision_at_recall_from_rates, precision_at_recall_threshold,
+    recall_at_precision, recall_at_precision_from_rates, roc_auc_from_rates,
+    roc_auc_lagrangian, targeted_hinge_rates)
+__all__ += [  # used by the losses
+    'softmax_log_odds', 'classwise_hinge_counts', 'HingeCounts',
+    'classwise_threshold', 'ClasswiseThreshold', 'classwise_negative_hinge',
+    'classwise_lp_value', 'lp_metric_bound', 'hinge_bound_from_counts',
+    'metric_term', 'feasibility_shift', 'persistent_dual_lagrangian',
+    'PersistentDualLagrangian', 'running_count', 'projected_dual_step',
+    'surrogate', 'project_tau_eps', 'targeted_hinge_rates',
+    'precision_at_recall_from_rates', 'recall_at_precision_from_rates',
+    'roc_auc_from_rates', 'HingeRates', 'RateLagrangian'
+]
+__all__ += [  # reference forms (tests, oracles, readers)
+    'fractional_lp', 'classwise_fractional_lp', 'ClasswiseLP', 'hinge_bound',
+    'classwise_hinge_bound', 'HingeBound', 'hinge_rates',
+    'precision_at_recall', 'recall_at_precision', 'roc_auc_lagrangian',
+    'precision_at_recall_threshold'
 ]
 __all__ += ['nystrom_attention', 'iterative_pinv', 'segment_means']
 from .dataset_lagrangian import (  # noqa: F401,E402

@@ -37,7 +37,8 @@ from torch import Tensor
 __all__ = [
     'hinge_rates', 'precision_at_recall', 'recall_at_precision',
     'roc_auc_lagrangian', 'precision_at_recall_threshold', 'HingeRates',
-    'RateLagrangian'
+    'RateLagrangian', 'targeted_hinge_rates', 'precision_at_recall_from_rates',
+    'recall_at_precision_from_rates', 'roc_auc_from_rates'
 ]
 
 Number = Union[float, Tensor]
@@ -155,15 +156,9 @@ def precision_at_recall(pos_scores: Tensor,
         ``objective = fp_u/n``. With no positives all three are 0 (no
         recall to constrain, no precision to maximise).
     """
-    if not 0.0 <= recall <= 1.0:
-        raise ValueError(f'recall must be in [0, 1], got {recall}')
     h = hinge_rates(pos_scores, neg_scores, threshold, pos_weight,
                     neg_weight)
-    obj = _safe_div(h.fp_u, h.n_pos)
-    slack = torch.where(h.n_pos > 0, recall - _safe_div(h.tp_l, h.n_pos),
-                        torch.zeros_like(obj))
-    lam = _as(dual, obj)
-    return RateLagrangian(obj + lam * slack, slack, obj)
+    return precision_at_recall_from_rates(h, recall, dual)
 
 
 def recall_at_precision(pos_scores: Tensor,
@@ -193,15 +188,9 @@ def recall_at_precision(pos_scores: Tensor,
         ``objective = -tp_l/n`` (minus the recall lower bound). 0 with no
         positives.
     """
-    if not 0.0 <= precision <= 1.0:
-        raise ValueError(f'precision must be in [0, 1], got {precision}')
     h = hinge_rates(pos_scores, neg_scores, threshold, pos_weight,
                     neg_weight)
-    obj = -_safe_div(h.tp_l, h.n_pos)
-    slack = _safe_div(precision * h.fp_u - (1.0 - precision) * h.tp_l,
-                      h.n_pos)
-    lam = _as(dual, obj)
-    return RateLagrangian(obj + lam * slack, slack, obj)
+    return recall_at_precision_from_rates(h, precision, dual)
 
 
 def roc_auc_lagrangian(pos_scores: Tensor,
@@ -236,12 +225,7 @@ def roc_auc_lagrangian(pos_scores: Tensor,
     """
     h = hinge_rates(pos_scores, neg_scores, thresholds.reshape(-1),
                     pos_weight, neg_weight)
-    t = _as(fpr_anchors, h.tp_l).reshape(-1)
-    obj = -_safe_div(h.tp_l, h.n_pos)
-    slack = torch.where(h.n_neg > 0, _safe_div(h.fp_u, h.n_neg) - t,
-                        torch.zeros_like(obj))
-    lam = _as(duals, obj).reshape(-1)
-    return RateLagrangian((obj + lam * slack).mean(), slack, obj)
+    return roc_auc_from_rates(h, fpr_anchors, duals)
 
 
 def precision_at_recall_threshold(pos_scores: Tensor,
@@ -297,3 +281,99 @@ def precision_at_recall_threshold(pos_scores: Tensor,
     b = ((1.0 - recall) * n + (w * u * low).sum()) / (w * low).sum()
     h = hinge_rates(pos_scores, neg_scores, b, pos_weight, neg_weight)
     return h.fp_u, b
+
+
+# ---------------------------------------------------------------------------
+# class-wise rates and the Lagrangians from (possibly all-reduced) rates
+# ---------------------------------------------------------------------------
+def targeted_hinge_rates(scores: Tensor,
+                         labels: Tensor,
+                         targets: Tensor,
+                         thresholds: Tensor,
+                         weight: Optional[Tensor] = None) -> HingeRates:
+    r""":func:`hinge_rates` of target classes one-vs-rest, batched.
+
+    For target ``t`` (a class index) the positives are the pixels labelled
+    ``t``, the negatives every other valid pixel, the scores ``f_i = s_it``:
+
+    .. math::
+
+        tp_l[t, k] = \sum_{y_i = t} w_i \min(1, s_{it} - b_{tk}),\quad
+        fp_u[t, k] = \sum_{y_j \ne t} w_j \max(0, 1 + s_{jt} - b_{tk})
+
+    Plain pixel sums: under DDP all-reduce the four outputs.
+
+    Args:
+        scores (Tensor): (B, C, ...) per-class scores.
+        labels (Tensor): (B, ...); values outside ``[0, C)`` are ignored.
+        targets (Tensor): (T,) long target classes.
+        thresholds (Tensor): (T, K) thresholds ``b``.
+        weight (Tensor, optional): (B, ...) pixel weights.
+
+    Returns:
+        HingeRates: ``tp_l``, ``fp_u`` (T, K); ``n_pos``, ``n_neg`` (T,).
+    """
+    C = scores.shape[1]
+    y = labels.reshape(scores.shape[:1] + scores.shape[2:]).long()
+    valid = (y >= 0) & (y < C)
+    w = valid.to(scores.dtype) if weight is None else torch.where(
+        valid, weight.reshape(y.shape).to(scores.dtype),
+        scores.new_zeros(()))
+    f = scores.index_select(1, targets).movedim(1, -1).reshape(-1, len(
+        targets))                                               # (N, T)
+    pos = (y.reshape(-1, 1) == targets.view(1, -1)).to(f.dtype)
+    wp, wn = w.reshape(-1, 1) * pos, w.reshape(-1, 1) * (1.0 - pos)
+    t = f.unsqueeze(-1) - thresholds.to(f.dtype).unsqueeze(0)  # (N, T, K)
+    tp = (t.clamp(max=1.0) * wp.unsqueeze(-1)).sum(0)
+    fpu = (torch.relu(1.0 + t) * wn.unsqueeze(-1)).sum(0)
+    return HingeRates(tp, fpu, wp.sum(0), wn.sum(0))
+
+
+def _bcast(n: Tensor, like: Tensor) -> Tensor:
+    return n.reshape(n.shape + (1, ) * (like.dim() - n.dim()))
+
+
+def precision_at_recall_from_rates(h: HingeRates, recall: float,
+                                   dual: Number) -> RateLagrangian:
+    r"""P@R Lagrangian ``fp_u/n + lambda (r - tp_l/n)`` from rates.
+
+    Elementwise over the rates' shape (``n_pos`` broadcast from the left);
+    0 where there are no positives. See :func:`precision_at_recall`.
+    """
+    if not 0.0 <= recall <= 1.0:
+        raise ValueError(f'recall must be in [0, 1], got {recall}')
+    n = _bcast(h.n_pos, h.fp_u)
+    obj = _safe_div(h.fp_u, n)
+    slack = torch.where(n > 0, recall - _safe_div(h.tp_l, n),
+                        torch.zeros_like(obj))
+    lam = _as(dual, obj)
+    return RateLagrangian(obj + lam * slack, slack, obj)
+
+
+def recall_at_precision_from_rates(h: HingeRates, precision: float,
+                                   dual: Number) -> RateLagrangian:
+    r"""R@P Lagrangian ``-tp_l/n + lambda (p fp_u - (1-p) tp_l)/n`` from
+    rates, elementwise; see :func:`recall_at_precision`."""
+    if not 0.0 <= precision <= 1.0:
+        raise ValueError(f'precision must be in [0, 1], got {precision}')
+    n = _bcast(h.n_pos, h.fp_u)
+    obj = -_safe_div(h.tp_l, n)
+    slack = _safe_div(precision * h.fp_u - (1.0 - precision) * h.tp_l, n)
+    lam = _as(dual, obj)
+    return RateLagrangian(obj + lam * slack, slack, obj)
+
+
+def roc_auc_from_rates(h: HingeRates, fpr_anchors: Tensor,
+                       duals: Tensor) -> RateLagrangian:
+    r"""ROC-AUC grid Lagrangian from rates of shape (..., K), the anchors on
+    the last dim: ``value`` is the mean over the K anchors (shape ``...``),
+    ``slack`` and ``objective`` keep (..., K). See
+    :func:`roc_auc_lagrangian`."""
+    n = _bcast(h.n_pos, h.tp_l)
+    m = _bcast(h.n_neg, h.fp_u)
+    t = _as(fpr_anchors, h.tp_l)
+    obj = -_safe_div(h.tp_l, n)
+    slack = torch.where(m > 0, _safe_div(h.fp_u, m) - t,
+                        torch.zeros_like(obj))
+    lam = _as(duals, obj)
+    return RateLagrangian((obj + lam * slack).mean(-1), slack, obj)

@@ -40,3 +40,70 @@ def init_cpu_process_group(launcher: str) -> None:
             or dist.is_initialized()):
         return
     dist.init_process_group(backend='gloo')
+
+
+# ---------------------------------------------------------------------------
+# differentiable collectives of the losses (pixel regularizers, SMeasureLoss)
+# ---------------------------------------------------------------------------
+def world_size() -> int:
+    """``torch.distributed`` world size, 1 when no process group is up."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def all_reduce_sum(x):
+    """Sum ``x`` over ranks, differentiably (the backward sums gradients).
+
+    A loss computed from all-reduced sums is the same on every rank; DDP
+    then averages the parameter gradients, which equals one process on the
+    global batch. Identity when not distributed.
+    """
+    if world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_reduce
+    return all_reduce(x)
+
+
+def all_gather_varlen(x, *extra, pad_value=0):
+    """Concatenate variable-length tensors of every rank along dim 0.
+
+    ``x`` is gathered differentiably; ``extra`` tensors (labels, weights)
+    without gradient. Each rank pads to the longest length with
+    ``pad_value`` (``extra``: a tuple of pad values, one per tensor, or one
+    for all) and the padding rows are removed again, so the result holds
+    exactly the rows of every rank, in rank order. Identity when not
+    distributed.
+
+    Returns:
+        tuple: ``(x_all, *extra_all)``.
+    """
+    import torch
+    import torch.distributed as dist
+    if world_size() == 1:
+        return (x, *extra)
+    from torch.distributed.nn.functional import all_gather
+    world = dist.get_world_size()
+    n = torch.tensor([x.shape[0]], device=x.device)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    sizes = [int(s) for s in sizes]
+    m = max(1, max(sizes))
+
+    def pad(t, value):
+        if t.shape[0] == m:
+            return t.contiguous()
+        fill = t.new_full((m - t.shape[0], *t.shape[1:]), value)
+        return torch.cat([t, fill]).contiguous()
+
+    pads = pad_value if isinstance(pad_value, tuple) else \
+        (pad_value, ) * (len(extra) + 1)
+    keep = torch.cat([torch.arange(s, device=x.device) + r * m
+                      for r, s in enumerate(sizes)])
+    out = [torch.cat(all_gather(pad(x, pads[0]))).index_select(0, keep)]
+    for t, v in zip(extra, pads[1:] if len(pads) > 1 else pads):
+        parts = [torch.empty_like(pad(t, v)) for _ in range(world)]
+        dist.all_gather(parts, pad(t, v))
+        out.append(torch.cat(parts).index_select(0, keep))
+    return tuple(out)

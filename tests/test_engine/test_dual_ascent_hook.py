@@ -83,7 +83,7 @@ def test_train_log_and_resume_keep_duals(tmp_path, tools_on_path,
     text = open(scalars[0]).read()
     for key in ('dual/smeasure_mu', 'dual/smeasure_lambda_mean',
                 'dual/smeasure_slack_mean', 'dual/smeasure_eps',
-                'dual/dual_iou_scale_mean', 'dual/dual_iou_feasible_frac'):
+                'dual/dual_iou_bound_mean', 'dual/dual_iou_term_mean'):
         assert key in text, key
 
     # resume: training restarts from exactly the saved duals

@@ -19,6 +19,8 @@ from segreg.ops import (classwise_fractional_lp, classwise_hinge_bound,
                         classwise_threshold, fractional_lp, hinge_bound,
                         hinge_bound_from_counts, lp_metric_bound)
 
+from _lp_oracle import highs_lp  # noqa: E402
+
 D = torch.float64
 
 
@@ -27,37 +29,8 @@ def t64(x):
 
 
 def lp_oracle(fp, fn, b2, wp, wn, a=0.0):
-    """HiGHS on min a*sum w tau + b2 n eps + sum w phi (original program).
-
-    Variables x = [tau (P), eps, phi (Q)]. Returns the scipy result.
-    """
-    P, Q = len(fp), len(fn)
-    nv = P + 1 + Q
-    c = np.zeros(nv)
-    c[:P] = a * wp
-    c[P] = b2 * wp.sum()
-    c[P + 1:] = wn
-    A, b = [], []
-    for i in range(P):          # tau_i - eps <= 0 ; tau_i <= f_i
-        r = np.zeros(nv)
-        r[i], r[P] = 1, -1
-        A.append(r)
-        b.append(0.0)
-        r = np.zeros(nv)
-        r[i] = 1
-        A.append(r)
-        b.append(fp[i])
-    for j in range(Q):          # eps - phi_j <= -f_j
-        r = np.zeros(nv)
-        r[P], r[P + 1 + j] = 1, -1
-        A.append(r)
-        b.append(-fn[j])
-    a_eq = np.zeros((1, nv))
-    a_eq[0, :P] = wp
-    bounds = [(None, None)] * P + [(0, None)] + [(0, None)] * Q
-    return linprog(c, A_ub=np.array(A) if A else None,
-                   b_ub=np.array(b) if b else None, A_eq=a_eq, b_eq=[1.0],
-                   bounds=bounds, method='highs')
+    """HiGHS on the original program (tests/_lp_oracle.py)."""
+    return highs_lp(fp, fn, b2, wp, wn, a)
 
 
 def random_instance(rng, it):

@@ -15,12 +15,18 @@ LoggerHook writes them to the text log and TensorBoard):
 * SMeasureLoss: ``mu``, ``eps``, ``w``, the mean / max of ``lambda`` and of
   the constraint slack ``tau_i - w f_i`` over the known positives,
   ``sum tau - 1``, ``max(tau - eps)``;
-* DualIoULoss / DualFbetaLoss: the per-class scales ``w_c`` (mean/min/max),
-  the mean LP threshold ``eps`` of the feasible classes, the fraction of
-  present classes whose LP was feasible, the mean metric bound, and with
-  ``solver='dual_ascent'`` the mean / max persistent dual ``mu`` (those
-  losses take their dual steps themselves, in the training forward); per
-  class as well when the model has at most ``per_class_max`` classes.
+* every :class:`~segreg.models.losses.PixelMetricLoss` (DualIoULoss /
+  DualFbetaLoss forms, the rate losses): the mean metric bound and term of
+  the present classes, where the form has them the per-class scales ``w_c``
+  (mean/min/max), the mean LP threshold ``eps`` of the feasible classes and
+  the fraction of present classes whose LP was feasible, the persistent
+  duals ``mu`` / ``dual`` (mean / max); per class (``..._<class name>``) as
+  well when the loss has at most ``per_class_max`` classes.
+
+Pixel losses with dual variables (``has_duals``: ``solver='dual_ascent'``,
+the rate losses) get their dual step here too, after every training
+iteration (:meth:`PixelMetricLoss.dual_step`): the hook is the one place
+where any dual variable of segreg changes.
 
 All dual state lives in module buffers and parameters, so mmengine's
 checkpoints hold it and ``--resume`` continues with the same duals; the hook
@@ -39,11 +45,10 @@ from mmseg.registry import HOOKS
 __all__ = ['DualAscentHook']
 
 
-def _find(model, cls_names: Sequence[str]) -> List[tuple]:
+def _find(model, cls) -> List[tuple]:
     model = model.module if is_model_wrapper(model) else model
     return [(name, m) for name, m in model.named_modules()
-            if type(m).__name__ in cls_names or any(
-                c.__name__ in cls_names for c in type(m).__mro__)]
+            if isinstance(m, cls)]
 
 
 @HOOKS.register_module()
@@ -87,11 +92,13 @@ class DualAscentHook(Hook):
     # -- discovery ------------------------------------------------------------
     @staticmethod
     def smeasure_losses(model) -> List[tuple]:
-        return _find(model, ('SMeasureLoss', ))
+        from segreg.models.losses import SMeasureLoss
+        return _find(model, SMeasureLoss)
 
     @staticmethod
     def pixel_losses(model) -> List[tuple]:
-        return _find(model, ('_DualMetricLoss', ))
+        from segreg.models.losses import PixelMetricLoss
+        return _find(model, PixelMetricLoss)
 
     def dual_every(self, runner) -> int:
         """Iterations between dual steps for this runner."""
@@ -146,14 +153,25 @@ class DualAscentHook(Hook):
                 tag = loss.loss_name.replace('loss_', '') + (f'{i}' if i else
                                                              '')
                 self._update(hub, tag, loss.dual_stats())
-        if not log_now:
-            return
+        names = self._class_names(runner)
         for i, (_, loss) in enumerate(self.pixel_losses(runner.model)):
-            stats = getattr(loss, 'last_stats', None)
-            if not stats:
+            if loss.has_duals:
+                loss.dual_step()
+            stats = loss.last_stats
+            if not (log_now and stats):
                 continue
             tag = loss.loss_name.replace('loss_', '') + (f'{i}' if i else '')
-            self._update(hub, tag, self._pixel_scalars(stats))
+            self._update(hub, tag, self._pixel_scalars(stats, names))
+            if loss.num_skipped:
+                hub.update_scalar(f'train/dual/{tag}_skipped',
+                                  loss.num_skipped)
+
+    @staticmethod
+    def _class_names(runner) -> Optional[Sequence[str]]:
+        try:
+            return runner.train_dataloader.dataset.metainfo['classes']
+        except (AttributeError, KeyError, TypeError):
+            return None
 
     @staticmethod
     def _update(hub, tag: str, values: dict) -> None:
@@ -161,28 +179,46 @@ class DualAscentHook(Hook):
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
                 hub.update_scalar(f'train/dual/{tag}_{k}', v)
 
-    def _pixel_scalars(self, stats: dict) -> dict:
+    def _pixel_scalars(self, stats: dict,
+                       names: Optional[Sequence[str]] = None) -> dict:
         out = {}
-        scale = stats['scale']
         present = stats['present']
-        feasible = stats['feasible']
-        out['scale_mean'] = float(scale.mean())
-        out['scale_min'] = float(scale.min())
-        out['scale_max'] = float(scale.max())
         n_present = int(present.sum())
-        out['feasible_frac'] = float(feasible.sum()) / max(1, n_present)
-        eps = stats['eps'][feasible]
-        out['eps_mean'] = float(eps.mean()) if eps.numel() else float('nan')
-        bound = stats['bound'][present]
-        out['bound_mean'] = float(bound.mean()) if bound.numel() else \
-            float('nan')
-        if 'mu' in stats:  # solver='dual_ascent': the persistent duals
-            mu = stats['mu'][present]
-            out['mu_mean'] = float(mu.mean()) if mu.numel() else float('nan')
-            out['mu_max'] = float(stats['mu'].max())
-        if scale.numel() <= self.per_class_max:
-            for c in range(scale.numel()):
-                out[f'scale_{c}'] = float(scale[c])
+        for key in ('bound', 'term'):
+            if key in stats:
+                v = stats[key][present]
+                out[f'{key}_mean'] = float(v.mean()) if v.numel() else \
+                    float('nan')
+        if 'scale' in stats:
+            scale = stats['scale']
+            out['scale_mean'] = float(scale.mean())
+            out['scale_min'] = float(scale.min())
+            out['scale_max'] = float(scale.max())
+        if 'feasible' in stats:
+            feasible = stats['feasible']
+            out['feasible_frac'] = float(feasible.sum()) / max(1, n_present)
+            eps = stats['eps'][feasible]
+            out['eps_mean'] = float(eps.mean()) if eps.numel() else \
+                float('nan')
+        for key in ('mu', 'dual'):  # persistent duals
+            if key in stats:
+                out[f'{key}_max'] = float(stats[key].max())
+                out[f'{key}_mean'] = float(stats[key].float().mean())
+        C = present.numel()
+        if C <= self.per_class_max:
+            for c in range(C):
+                name = _tag(names[c]) if names and c < len(names) else str(c)
+                if 'scale' in stats:
+                    out[f'scale_{name}'] = float(stats['scale'][c])
+                if 'mu' in stats:
+                    out[f'mu_{name}'] = float(stats['mu'][c])
                 if bool(present[c]):
-                    out[f'bound_{c}'] = float(stats['bound'][c])
+                    for key in ('bound', 'term'):
+                        if key in stats:
+                            out[f'{key}_{name}'] = float(stats[key][c])
         return out
+
+
+def _tag(name: str) -> str:
+    """A class name as a scalar tag piece (``'stop sign'`` -> ``stop_sign``)."""
+    return ''.join(ch if ch.isalnum() else '_' for ch in str(name))

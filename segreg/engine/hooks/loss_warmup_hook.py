@@ -28,7 +28,8 @@ class LossWarmupHook(Hook):
     Args:
         warmup_iters (int): Iterations until the full weight. Must be >= 1.
         loss_types (Sequence[str]): Class names of the losses to ramp (also
-            matches subclasses). Default: segreg's dual pixel losses.
+            matches subclasses). Default: every segreg pixel regularizer
+            (subclasses of the public base ``PixelMetricLoss``).
         start_factor (float): Fraction of the weight at iteration 0, in
             [0, 1]. Default 0.
 
@@ -40,7 +41,7 @@ class LossWarmupHook(Hook):
 
     def __init__(self,
                  warmup_iters: int,
-                 loss_types: Sequence[str] = ('_DualMetricLoss', ),
+                 loss_types: Sequence[str] = ('PixelMetricLoss', ),
                  start_factor: float = 0.0) -> None:
         if not (isinstance(warmup_iters, int) and warmup_iters >= 1):
             raise ValueError(f'warmup_iters must be an int >= 1, got '

@@ -40,12 +40,14 @@ from __future__ import annotations
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from segreg.ops import project_tau_eps
+from segreg.ops import project_tau_eps, projected_dual_step
+from segreg.utils.dist import all_gather_varlen, world_size
+
+from .pixel_metric_loss import finite_or_raise
 
 __all__ = ['SMeasureLoss']
 
@@ -93,6 +95,9 @@ class SMeasureLoss(nn.Module):
             paper: False, the regularizer trains the segmentation network).
         sync (bool): Under torch.distributed, gather the batch's labels and
             scores so every rank keeps the same per-sample buffers.
+        nonfinite (str): Non-finite logits: ``'error'`` (default) raises
+            naming the loss and the count; ``'skip'`` returns a zero loss,
+            records nothing and counts the batch in ``num_skipped``.
         loss_weight (float): The paper's alpha (1e-2 .. 1e-4). Default 1e-3.
         loss_name (str): Default ``'loss_smeasure'``.
 
@@ -112,6 +117,7 @@ class SMeasureLoss(nn.Module):
                  init_w: float = 1.0,
                  detach_logits: bool = False,
                  sync: bool = True,
+                 nonfinite: str = 'error',
                  loss_weight: float = 1e-3,
                  loss_name: str = 'loss_smeasure') -> None:
         super().__init__()
@@ -121,6 +127,10 @@ class SMeasureLoss(nn.Module):
             raise ValueError("label_source must be 'meta' or 'mask'")
         if beta <= 0:
             raise ValueError('beta must be positive')
+        if nonfinite not in ('error', 'skip'):
+            raise ValueError("nonfinite must be 'error' or 'skip'")
+        self.nonfinite = nonfinite
+        self.num_skipped = 0
         self.num_classes = int(num_classes)
         self.num_samples = int(num_samples)
         self.pool_size = tuple(int(p) for p in pool_size)
@@ -229,6 +239,11 @@ class SMeasureLoss(nn.Module):
             data_samples (list, optional): The batch's SegDataSamples; by
                 default those handed over by :meth:`set_batch_samples`.
         """
+        if not finite_or_raise(f'SMeasureLoss ({self.loss_name})', cls_score,
+                               self.nonfinite):
+            self.num_skipped += 1  # nothing recorded: no state changes
+            return sum(p.sum() for p in self.parameters()) * 0.0 + \
+                cls_score.nan_to_num(0.0, 0.0, 0.0).sum() * 0.0
         samples = data_samples if data_samples is not None \
             else self._batch_samples
         idx, y = self._batch_meta(samples, label, ignore_index)
@@ -251,25 +266,8 @@ class SMeasureLoss(nn.Module):
     @torch.no_grad()
     def _record(self, idx: Tensor, y: Tensor, f: Tensor) -> None:
         """Remember each sample's label and latest raw score (all ranks)."""
-        if self.sync and dist.is_available() and dist.is_initialized() \
-                and dist.get_world_size() > 1:
-            world = dist.get_world_size()
-            n = torch.tensor([idx.numel()], device=idx.device)
-            sizes = [torch.zeros_like(n) for _ in range(world)]
-            dist.all_gather(sizes, n)
-            m = max(1, max(int(s) for s in sizes))
-            pack = torch.full((m, 3), -1.0, device=idx.device,
-                              dtype=torch.float64)
-            pack[:idx.numel(), 0] = idx.double()
-            pack[:idx.numel(), 1] = y.double()
-            pack[:idx.numel(), 2] = f.double()
-            packs = [torch.empty_like(pack) for _ in range(world)]
-            dist.all_gather(packs, pack)
-            allp = torch.cat(packs)
-            allp = allp[allp[:, 0] >= 0]
-            idx = allp[:, 0].long()
-            y = allp[:, 1].long()
-            f = allp[:, 2].to(self.sample_score.dtype)
+        if self.sync and world_size() > 1:
+            f, idx, y = all_gather_varlen(f.double(), idx, y)
         self.sample_label[idx] = y.to(self.sample_label.dtype)
         self.sample_score[idx] = f.to(self.sample_score.dtype)
 
@@ -298,14 +296,16 @@ class SMeasureLoss(nn.Module):
             lp.tau[pos] = tau_p.to(lp.tau.dtype)
             lp.eps.copy_(eps.reshape(()))
             slack = lp.tau[pos] - lp.w * self.sample_score[pos]
-            self.lambda_[pos] = (self.lambda_[pos] + eta_lambda * slack).clamp(
-                min=0.0)
+            self.lambda_[pos] = projected_dual_step(self.lambda_[pos], slack,
+                                                    eta_lambda)
             sum_tau = lp.tau[pos].sum()
         else:
             lp.eps.clamp_(min=0.0)
             slack = lp.tau.new_zeros(0)
             sum_tau = lp.tau.new_zeros(())
-        self.mu.add_(eta_mu * (sum_tau - 1.0))
+        # mu: the dual of an equality constraint, not clipped
+        self.mu.copy_(projected_dual_step(self.mu, sum_tau - 1.0, eta_mu,
+                                          lower=None))
         self.num_dual_steps.add_(1)
         return self.dual_stats()
 

@@ -1,4 +1,4 @@
-"""Under DDP (2 CPU processes, gloo) the dual losses see the global batch:
+"""Under DDP (2 CPU processes, gloo) the pixel losses see the global batch:
 value and parameter gradients equal one process on the concatenated batch."""
 from __future__ import annotations
 
@@ -44,6 +44,11 @@ def _grads(net):
             if p.grad is not None}
 
 
+def _feasible(net):
+    stats = net.loss.last_stats  # forms without an LP: the present classes
+    return stats.get('feasible', stats['present'])
+
+
 def _worker(rank, init_file, loss_cfgs, out_file):
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f'file://{init_file}',
@@ -58,7 +63,7 @@ def _worker(rank, init_file, loss_cfgs, out_file):
             value = ddp(img[sl], label[sl], prior[sl])
             value.backward()
             results.append(dict(value=value.detach(), grads=_grads(net),
-                                feasible=net.loss.last_stats['feasible']))
+                                feasible=_feasible(net)))
         if rank == 0:
             torch.save(results, out_file)
     finally:
@@ -78,6 +83,12 @@ LOSSES = [
     # persistent duals: the global constraint violation, the same on ranks
     dict(type='DualIoULoss', num_classes=C, solver='dual_ascent',
          sample_stride=1),
+    dict(type='DualIoULoss', num_classes=C, sample_stride=1),
+    # the rate losses: all-reduced (T, K) rates
+    dict(type='PrecisionAtRecallLoss', num_classes=C, target_classes=[0, 2],
+         sample_stride=1),
+    dict(type='ROCAUCLoss', num_classes=C, target_classes=[1],
+         num_anchors=3, sample_stride=1),
 ]
 
 
@@ -102,7 +113,7 @@ def test_ddp_equals_single_process_on_concatenated_batch(tmp_path):
         img, label, prior = _data()
         ref = net(img, label, prior)
         ref.backward()
-        feasible = net.loss.last_stats['feasible']
+        feasible = _feasible(net)
         if loss_cfg.get('solver') == 'exact':
             assert feasible.any() and not feasible.all() or \
                 loss_cfg.get('infeasible') == 'shift'

@@ -1,0 +1,126 @@
+"""Persistent class-level duals: the paper's dual ascent across batches.
+
+With the constraint normalised per positive (``mean_{S+} tau = 1``; the
+learnable scale absorbs the factor) class ``c``'s Lagrangian is
+(``segreg.ops.persistent_dual_lagrangian``; docs/regularizer_derivation.md,
+section 12)::
+
+    L_c = b^2 eps_c + fp_c / nbar_c + mu_c (1 - mean_{S+} min(eps_c, f_i)),
+    fp_c = sum_{S-} max(0, eps_c + f_j)
+
+``eps_c = exp(log_eps_c)`` is trained by the optimizer; ``mu_c >= 0`` is
+raised after every training iteration by ``eta_mu`` times the constraint
+violation (``segreg.ops.projected_dual_step``, taken by DualAscentHook);
+``nbar_c`` is a running mean of the class's positive count. No sort. Under
+DDP the three class sums are all-reduced: O(C) communication.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from mmseg.registry import MODELS
+from torch import Tensor, nn
+
+from segreg.ops import (classwise_negative_hinge, persistent_dual_lagrangian,
+                        projected_dual_step, running_count, softmax_log_odds)
+from segreg.utils.dist import all_reduce_sum
+
+from .pixel_metric_loss import (ClassTerms, PixelBatch, PixelMetricLoss,
+                                check_metric)
+
+__all__ = ['PersistentDualLoss']
+
+
+@MODELS.register_module()
+class PersistentDualLoss(PixelMetricLoss):
+    """Class-wise IoU / F-beta with persistent duals ``mu_c``.
+
+    ``DualIoULoss`` / ``DualFbetaLoss`` with ``solver='dual_ascent'`` build
+    this class. Needs DualAscentHook (or ``loss.dual_step()`` after each
+    optimizer step). State: ``log_eps`` (parameter), ``mu``, ``count``
+    (buffers), all checkpointed.
+
+    Args:
+        num_classes (int): Required (one dual per class).
+        metric (str): ``'iou'`` or ``'fbeta'``.
+        beta (float): F-beta's beta. Default 1.
+        learn_scale (bool): Learn ``log w_c``. Default True.
+        init_scale (float): Initial (or fixed) ``w_c``. Default 1.
+        eta_mu (float): Dual step size. Default 0.01 (the paper's 1e-5 is
+            per epoch on dataset sums).
+        count_momentum (float): Momentum of ``nbar``, in (0, 1]. Default 0.1.
+        **kwargs: Of :class:`PixelMetricLoss`.
+    """
+
+    has_duals = True
+
+    def __init__(self, num_classes: int = None, metric: str = 'iou',
+                 beta: float = 1.0, learn_scale: bool = True,
+                 init_scale: float = 1.0,
+                 eta_mu: float = 0.01, count_momentum: float = 0.1,
+                 loss_name: str = 'loss_dual_iou', **kwargs) -> None:
+        if num_classes is None:
+            raise ValueError("solver='dual_ascent' keeps per-class duals and "
+                             'needs num_classes')
+        super().__init__(num_classes=num_classes, loss_name=loss_name,
+                         **kwargs)
+        self.metric, self.beta = check_metric(metric, beta)
+        if not eta_mu >= 0 or not 0 < count_momentum <= 1:
+            raise ValueError('need eta_mu >= 0 and 0 < count_momentum <= 1')
+        self.eta_mu, self.count_momentum = float(eta_mu), float(
+            count_momentum)
+        self.log_eps = nn.Parameter(torch.zeros(num_classes))
+        self.register_buffer('mu', torch.ones(num_classes))
+        self.register_buffer('count', torch.zeros(num_classes))
+        if not init_scale > 0:
+            raise ValueError(f'init_scale must be positive, got {init_scale}')
+        self.init_scale = float(init_scale)
+        self.log_scale = nn.Parameter(torch.full(
+            (num_classes, ), math.log(init_scale))) if learn_scale else None
+
+    def class_terms(self, batch: PixelBatch) -> ClassTerms:
+        C = batch.logits.shape[1]
+        s = softmax_log_odds(batch.logits)
+        zeros = s.new_zeros(C)
+        scales = zeros + self.init_scale if self.log_scale is None else \
+            self.log_scale.to(s.dtype).exp()
+        eps = self.log_eps.to(s.dtype).exp()
+        valid = batch.labels < C
+        y = torch.where(valid, batch.labels, torch.zeros_like(batch.labels))
+        w = valid.to(s.dtype) if batch.weight is None else batch.weight
+        n = zeros.index_add(0, y.reshape(-1), w.reshape(-1))
+        if batch.sync:
+            n = all_reduce_sum(n)
+        present = n > 0
+        w_eff = torch.where(present, scales, scales.detach())
+        f_own = s.gather(1, y.unsqueeze(1)).squeeze(1) * w_eff[y]
+        hit = zeros.index_add(0, y.reshape(-1), (w * torch.where(
+            valid, torch.minimum(f_own, eps[y]), torch.zeros_like(f_own))
+        ).reshape(-1))
+        fp = classwise_negative_hinge(s, batch.labels, eps / w_eff,
+                                      batch.weight) * w_eff
+        if batch.sync:
+            hit, fp = all_reduce_sum(hit), all_reduce_sum(fp)
+        with torch.no_grad():
+            if self.training:
+                self.count.copy_(running_count(self.count, n,
+                                               self.count_momentum, present))
+            nbar = torch.where(self.count > 0, self.count.to(n), n)
+        lag = persistent_dual_lagrangian(eps, self.mu.to(s.dtype).clone(),
+                                         hit, fp, n, nbar, self.beta,
+                                         self.metric)
+        self.defer_dual_step(lag.slack, present)
+        eps_stat = torch.where(present, eps, torch.full_like(eps, math.nan))
+        return ClassTerms(
+            lag.value, present, present,
+            dict(n=n.detach(), bound=lag.bound.detach(),
+                 scale=scales.detach(), eps=eps_stat.detach(),
+                 feasible=(present & (lag.slack <= 0)).detach(),
+                 mu=self.mu.detach().clone(), slack=lag.slack.detach(),
+                 value=(lag.primal * n).detach()))
+
+    def _dual_update(self, slack: Tensor, active: Tensor) -> None:
+        if self.eta_mu > 0:
+            self.mu.copy_(projected_dual_step(self.mu, slack, self.eta_mu,
+                                              active))
