@@ -48,7 +48,6 @@ __all__ += [  # reference forms (tests, oracles, readers)
 ]
 __all__ += ['nystrom_attention', 'iterative_pinv', 'segment_means']
 from .dataset_lagrangian import (  # noqa: F401,E402
-    DatasetLagrangian, HingeSums, dataset_hinge_sums, dataset_lagrangian,
-    primal_dual_step)
+    DatasetLagrangian, HingeSums, dataset_hinge_sums, dataset_lagrangian)
 __all__ += ['HingeSums', 'DatasetLagrangian', 'dataset_hinge_sums',
-            'dataset_lagrangian', 'primal_dual_step']
+            'dataset_lagrangian']

@@ -32,6 +32,8 @@ positive count ``n_B``: ``E[fp_B / n_B] != FP / N``, a ratio estimator whose
 bias grows as batches shrink and classes get rarer. The derivation, the bias
 and variance of ``pi``'s estimate, and the convergence test are in
 docs/regularizer_derivation.md, section 15.
+The loss over these ops is ``segreg.models.losses.DatasetDualLoss``
+(``DualIoULoss(solver='dataset')``).
 """
 from __future__ import annotations
 
@@ -41,28 +43,22 @@ import torch
 from torch import Tensor
 
 __all__ = ['HingeSums', 'DatasetLagrangian', 'dataset_hinge_sums',
-           'dataset_lagrangian', 'primal_dual_step']
+           'dataset_lagrangian']
 
 
 class HingeSums(NamedTuple):
     """Per-class sums of one batch at the thresholds ``eps`` (all (C,)).
 
     Attributes:
-        hit (Tensor): ``sum_{y_i = c} w_i min(eps_c, f_ic)``, differentiable.
-        fp (Tensor): ``sum_{y_j != c} w_j max(0, eps_c + f_jc)``,
-            differentiable.
+        hit (Tensor): ``sum_{y_i = c} w_i min(eps_c, f_ic)``.
+        fp (Tensor): ``sum_{y_j != c} w_j max(0, eps_c + f_jc)``.
         n (Tensor): ``sum_{y_i = c} w_i``, the batch's positive count.
-        act_pos (Tensor): ``sum_{y_i = c} w_i [f_ic > eps_c]`` (detached).
-        act_neg (Tensor): ``sum_{y_j != c} w_j [eps_c + f_jc > 0]``
-            (detached).
         pixels (Tensor): 0-d, ``sum w`` over the valid pixels.
     """
 
     hit: Tensor
     fp: Tensor
     n: Tensor
-    act_pos: Tensor
-    act_neg: Tensor
     pixels: Tensor
 
 
@@ -70,16 +66,17 @@ class DatasetLagrangian(NamedTuple):
     """One batch's estimate of the dataset-level Lagrangian, per class.
 
     Attributes:
-        value (Tensor): (C,) ``L_B`` per class, differentiable in the sums
-            (and so in the scores); 0 for classes with ``n_ref = 0``.
+        value (Tensor): (C,) ``L_B``, differentiable in the sums and
+            ``eps``; 0 for classes with ``n_ref = 0`` (never seen).
+        primal (Tensor): (C,) ``b^2 eps + fp_B / n_ref``, the objective
+            part (detached); at the saddle point ``V / N``.
         slack (Tensor): (C,) ``1 - hit_B / n_ref``, the unbiased estimate of
             the constraint violation (``d L / d mu``), detached.
-        grad_eps (Tensor): (C,) ``d L_B / d eps``, detached.
     """
 
     value: Tensor
+    primal: Tensor
     slack: Tensor
-    grad_eps: Tensor
 
 
 def dataset_hinge_sums(scores: Tensor,
@@ -93,20 +90,22 @@ def dataset_hinge_sums(scores: Tensor,
         hit_c = \sum_{y_i = c} w_i \min(\epsilon_c, f_{ic}), \quad
         fp_c = \sum_{y_j \ne c} w_j \max(0, \epsilon_c + f_{jc})
 
-    plus the counts of the active pieces (the subgradients in ``eps``).
-    Every output is a sum over pixels: under DDP each is all-reduced (one
-    C-vector each), which makes the estimate that of the global batch.
+    A plain reference (one (M, C) mask); the loss computes the same sums with
+    the lean ops (:func:`segreg.ops.classwise_negative_hinge` and a gather of
+    the own class). Every output is a sum over pixels: under DDP each is
+    all-reduced (one C-vector each), which makes the estimate that of the
+    global batch.
 
     Args:
         scores (Tensor): (M, C) per-pixel class scores, or (B, C, d1, ...)
             with classes on dim 1.
         labels (Tensor): (M,) or (B, d1, ...); values outside [0, C) are
             ignored pixels.
-        eps (Tensor): (C,) thresholds (state; no gradient flows to it).
+        eps (Tensor): (C,) thresholds.
         weight (Tensor, optional): Pixel weights, shape of ``labels``.
 
     Returns:
-        HingeSums: hit and fp differentiable in ``scores``; counts detached.
+        HingeSums: hit and fp differentiable in ``scores`` and ``eps``.
     """
     C = scores.shape[1]
     if scores.dim() != 2:
@@ -123,18 +122,14 @@ def dataset_hinge_sums(scores: Tensor,
         & valid.unsqueeze(1)
     wcol = w.unsqueeze(1)
     pos_w = torch.where(own, wcol, zero)
-    neg_w = wcol - pos_w
-    e = eps.to(dt).detach()
+    e = eps.to(dt)
     hit = (pos_w * torch.minimum(f, e)).sum(0)
-    fp = (neg_w * (f + e).clamp(min=0)).sum(0)
-    with torch.no_grad():
-        act_pos = (pos_w * (f > e)).sum(0)
-        act_neg = (neg_w * (f + e > 0)).sum(0)
-    return HingeSums(hit, fp, pos_w.sum(0).detach(), act_pos, act_neg,
-                     w.sum().detach())
+    fp = ((wcol - pos_w) * (f + e).clamp(min=0)).sum(0)
+    return HingeSums(hit, fp, pos_w.sum(0).detach(), w.sum().detach())
 
 
-def dataset_lagrangian(sums: HingeSums,
+def dataset_lagrangian(hit: Tensor,
+                       fp: Tensor,
                        eps: Tensor,
                        mu: Tensor,
                        n_ref: Tensor,
@@ -148,22 +143,23 @@ def dataset_lagrangian(sums: HingeSums,
 
     with ``bar n_c = n_ref_c`` the *expected* positive count of the batch
     (the class's pixel share times the batch's valid pixels), not the
-    batch's own count. Gradients: ``dL/df_j = w_j / n_ref`` for active
-    negatives (``eps + f_j > 0``), ``dL/df_i = -mu w_i / n_ref`` for
-    positives below the threshold (``f_i < eps``), through autograd;
-    ``dL/deps = b^2 + (A_neg - mu A_pos) / n_ref`` in closed form.
+    batch's own count. Gradients (autograd): ``dL/df_j = w_j / n_ref`` for
+    active negatives (``eps + f_j > 0``), ``dL/df_i = -mu w_i / n_ref`` for
+    positives below the threshold (``f_i < eps``), and
+    ``dL/deps = b^2 + (A_neg - mu A_pos) / n_ref`` (``A``: weighted counts of
+    the active negatives and of the positives above ``eps``).
 
     Args:
-        sums (HingeSums): Of :func:`dataset_hinge_sums` (all-reduced under
-            DDP).
-        eps (Tensor): (C,) thresholds ``eps_c >= 0`` (state).
-        mu (Tensor): (C,) multipliers ``mu_c >= 0`` (state).
+        hit, fp (Tensor): (C,) sums of :func:`dataset_hinge_sums` (or the
+            same sums from the lean ops), all-reduced under DDP.
+        eps (Tensor): (C,) thresholds ``eps_c >= 0``.
+        mu (Tensor): (C,) multipliers ``mu_c >= 0`` (state; no gradient).
         n_ref (Tensor): (C,) expected positive count of this batch; classes
             with ``n_ref <= 0`` (never seen) contribute 0.
         beta (float): F-beta's ``b`` (1 for IoU).
 
     Returns:
-        DatasetLagrangian: value (differentiable), slack, grad_eps.
+        DatasetLagrangian: value (differentiable), primal, slack.
 
     Reference:
         Ravi, Venkatesh, Fung, Singh. Optimizing Nondecomposable Data
@@ -171,48 +167,13 @@ def dataset_lagrangian(sums: HingeSums,
         Significant Performance and Efficiency Gains. AAAI 2020, eq. 4-5
         and Algorithm 1.
     """
-    dt = sums.hit.dtype
-    e, m, nr = eps.to(dt).detach(), mu.to(dt).detach(), n_ref.to(dt)
+    dt = hit.dtype
+    m, nr = mu.to(dt).detach(), n_ref.to(dt).detach()
     seen = nr > 0
     inv = torch.where(seen, 1.0 / nr.clamp(min=1e-12), torch.zeros_like(nr))
-    b2 = float(beta)**2
-    value = torch.where(seen, b2 * e + sums.fp * inv
-                        + m * (1.0 - sums.hit * inv), torch.zeros_like(nr))
-    with torch.no_grad():
-        grad_eps = torch.where(seen, b2 + (sums.act_neg - m * sums.act_pos)
-                               * inv, torch.zeros_like(nr))
-        slack = torch.where(seen, 1.0 - sums.hit * inv, torch.zeros_like(nr))
-    return DatasetLagrangian(value, slack, grad_eps)
-
-
-def primal_dual_step(eps: Tensor, mu: Tensor, grad_eps: Tensor, slack: Tensor,
-                     lr_eps: float, lr_mu: float,
-                     mu_max: float = float('inf')) -> tuple:
-    r"""One projected primal-dual step on the class-level state.
-
-    .. math::
-
-        \epsilon \leftarrow \Pi_{\epsilon \ge 0}(\epsilon - \eta_\epsilon
-        \, \partial_\epsilon L), \qquad
-        \mu \leftarrow \Pi_{[0, \mu_{max}]}(\mu + \eta_\mu \, s)
-
-    The first is the paper's projection ``Pi_C`` with ``tau`` eliminated
-    (``tau_i = min(eps, f_i)`` is feasible for ``tau_i <= eps`` once
-    ``eps >= 0``); the second its projected dual ascent (``lambda`` of the
-    coupling constraints is eliminated with ``tau``). A finite ``mu_max``
-    bounds the dual domain, as stochastic saddle-point methods require (and
-    keeps the multiplier of a class whose constraint cannot be met yet from
-    growing without end).
-
-    Args:
-        eps, mu, grad_eps, slack (Tensor): (C,) state and the estimates of
-            :func:`dataset_lagrangian`.
-        lr_eps, lr_mu (float): Step sizes.
-        mu_max (float): Upper end of the dual domain.
-
-    Returns:
-        tuple[Tensor, Tensor]: the new ``(eps, mu)``.
-    """
-    new_eps = (eps - lr_eps * grad_eps.to(eps)).clamp(min=0)
-    new_mu = (mu + lr_mu * slack.to(mu)).clamp(min=0, max=mu_max)
-    return new_eps, new_mu
+    primal = float(beta)**2 * eps.to(dt) + fp * inv
+    slack = 1.0 - hit * inv
+    value = torch.where(seen, primal + m * slack, torch.zeros_like(nr))
+    zero = torch.zeros_like(nr)
+    return DatasetLagrangian(value, torch.where(seen, primal, zero).detach(),
+                             torch.where(seen, slack, zero).detach())
