@@ -47,3 +47,7 @@ __all__ += [  # reference forms (tests, oracles, readers)
     'precision_at_recall_threshold'
 ]
 __all__ += ['nystrom_attention', 'iterative_pinv', 'segment_means']
+from .dataset_lagrangian import (  # noqa: F401,E402
+    DatasetLagrangian, HingeSums, dataset_hinge_sums, dataset_lagrangian)
+__all__ += ['HingeSums', 'DatasetLagrangian', 'dataset_hinge_sums',
+            'dataset_lagrangian']

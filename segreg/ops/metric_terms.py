@@ -225,13 +225,16 @@ def running_count(count: Tensor, n_pos: Tensor, momentum: float,
 
 def projected_dual_step(dual: Tensor, slack: Tensor, lr: float,
                         active: Optional[Tensor] = None,
-                        lower: Optional[float] = 0.0) -> Tensor:
+                        lower: Optional[float] = 0.0,
+                        upper: Optional[float] = None) -> Tensor:
     r"""One projected dual ascent step, ``lambda <- max(l, lambda + lr g)``.
 
     ``g`` is the constraint slack (``dL/dlambda``, ``> 0``: violated), so
     the dual of a violated constraint grows. ``active`` (bool, shape of
     ``dual``) leaves the other entries unchanged; ``lower=None`` is the
-    unconstrained step of an equality constraint's dual.
+    unconstrained step of an equality constraint's dual; a finite ``upper``
+    bounds the dual domain (``[lower, upper]``), as stochastic saddle-point
+    methods assume.
 
     Reference:
         Ravi et al. (AAAI 2020), Algorithm 1; docs/regularizer_derivation.md,
@@ -241,4 +244,6 @@ def projected_dual_step(dual: Tensor, slack: Tensor, lr: float,
     if active is not None:
         step = torch.where(active, step, torch.zeros_like(step))
     out = dual + step
-    return out if lower is None else out.clamp(min=lower)
+    if lower is None and upper is None:
+        return out
+    return out.clamp(min=lower, max=upper)

@@ -8,6 +8,8 @@ time, and every other key goes to that class::
                                                 infeasible, term, learn_scale)
     solver='dual_ascent'  PersistentDualLoss   (eta_mu, count_momentum,
                                                 learn_scale)
+    solver='dataset'      DatasetDualLoss      (eta_mu, mu_max; the
+                                                dataset-level Lagrangian)
 
 The forms can also be named directly in a config (``type='ExactLPLoss',
 metric='iou'``). Options of the single former class that belonged to
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from mmseg.registry import MODELS
 
+from .dataset_dual_loss import DatasetDualLoss
 from .exact_lp_loss import ExactLPLoss
 from .hinge_bound_loss import HingeBoundLoss
 from .persistent_dual_loss import PersistentDualLoss
@@ -31,12 +34,12 @@ __all__ = ['DualIoULoss', 'DualFbetaLoss', 'FORMS', 'resolve_form']
 
 #: solver -> the class of that form
 FORMS = dict(direct=HingeBoundLoss, exact=ExactLPLoss,
-             dual_ascent=PersistentDualLoss)
-#: options of one form only, with the value they had in the others
-_OWN = dict(surrogate=('direct', 'hinge'), normalize=('exact', 'sum'),
-            infeasible=('exact', 'direct'), term=('exact', 'bound'),
-            eta_mu=('dual_ascent', 0.01),
-            count_momentum=('dual_ascent', 0.1))
+             dual_ascent=PersistentDualLoss, dataset=DatasetDualLoss)
+#: options of some forms only, with the value they had in the others
+_OWN = dict(surrogate=(('direct', ), 'hinge'), normalize=(('exact', ), 'sum'),
+            infeasible=(('exact', ), 'direct'), term=(('exact', ), 'bound'),
+            eta_mu=(('dual_ascent', 'dataset'), 0.01),
+            count_momentum=(('dual_ascent', ), 0.1))
 #: removed options and the only value they may still have
 _REMOVED = dict(score='log_odds', term_floor=0.05, shift_margin=1.0)
 
@@ -52,11 +55,12 @@ def resolve_form(solver: str, options: dict):
         if key in kw and kw.pop(key) != only:
             raise TypeError(f'{key}={options[key]!r} was removed (only '
                             f'{only!r} was ever measured); drop the key')
-    for key, (form, default) in _OWN.items():
-        if key in kw and form != solver:
+    for key, (forms, default) in _OWN.items():
+        if key in kw and solver not in forms:
             if kw[key] != default:
                 raise TypeError(f'{key}={kw[key]!r} applies to '
-                                f"solver={form!r} only, not {solver!r}")
+                                f"solver={' / '.join(map(repr, forms))} "
+                                f'only, not {solver!r}')
             del kw[key]
     scale = kw.pop('learn_scale', None)
     if solver == 'direct':

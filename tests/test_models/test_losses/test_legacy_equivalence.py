@@ -191,7 +191,7 @@ def test_persistent_duals_follow_the_old_trajectory():
     (dict(term_floor=0.1), 'term_floor'),
     (dict(solver='exact', shift_margin=2.0), 'shift_margin'),
     (dict(normalize='mean'), "solver='exact' only"),
-    (dict(eta_mu=0.5), "solver='dual_ascent' only"),
+    (dict(eta_mu=0.5), "solver='dual_ascent' / 'dataset' only"),
     (dict(solver='exact', surrogate='square'), "solver='direct' only"),
     (dict(learn_scale=True), 'no effect'),
     (dict(init_scale=3.0), 'init_scale'),
