@@ -25,3 +25,8 @@ __all__ += [  # dual-projected metric regularizer ops
     'RateLagrangian'
 ]
 __all__ += ['nystrom_attention', 'iterative_pinv', 'segment_means']
+from .hinge_sums import (  # noqa: F401,E402
+    LogOddsScores, hinge_counts, log_odds_scores, negative_hinge_sums,
+    positive_hinge_sums)
+__all__ += ['log_odds_scores', 'negative_hinge_sums', 'positive_hinge_sums',
+            'hinge_counts', 'LogOddsScores']
