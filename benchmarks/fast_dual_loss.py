@@ -100,7 +100,10 @@ class FastDualMetricLoss(nn.Module):
             cw = selected.to(x.dtype)
             if self.class_weight is not None:
                 cw = cw * self.class_weight.to(cw)
-            anchor = x.sum() * 0.0
+            # keep the parameters in the graph (DDP); unlike today's loss no
+            # ``logits.sum() * 0``: the terms depend on the logits already,
+            # and that anchor costs a pass and an (N, C) gradient buffer
+            anchor = cw.new_zeros(())
             for p in self.parameters():
                 anchor = anchor + p.sum() * 0.0
             safe = torch.where(selected, terms, torch.zeros_like(terms))
