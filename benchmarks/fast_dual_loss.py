@@ -155,7 +155,9 @@ class FastDualMetricLoss(nn.Module):
         """Hinge bound at threshold 1 and the (constant) scale."""
         n = sc.n_pos
         present = n > 0
-        w = self._scales(C, n).detach()
+        # a constant scale stays a Python float (no per-positive gather)
+        w = self.init_scale if self.log_scale is None else \
+            self._scales(C, n).detach()
         fp = negative_hinge_sums(sc, 1.0, w)
         tp = positive_hinge_sums(sc, w, 1.0)
         m = torch.where(present, hinge_bound_from_counts(tp, fp, n,
