@@ -11,12 +11,14 @@
 # stock torch image without internet, the OpenMMLab stack segreg needs is
 # installed from a local wheel folder when `import mmseg` fails:
 #   SEGREG_WHEELS=/path/to/wheelhouse benchmarks/gpu_suite.sh OUT_DIR
-# (default: ./wheelhouse). Build that folder on a machine with internet:
-#   pip wheel --no-deps -w wheelhouse . onedl-mmengine==0.10.12 \
-#       onedl-mmcv==2.3.6 onedl-mmsegmentation==1.4.2 ftfy==6.3.1 \
-#       regex==2026.11.19 scipy==1.17.1 addict yapf termcolor rich \
-#       prettytable opencv-python-headless
-# and copy it beside the checkout. torch itself is never installed here.
+# (default: ./wheelhouse). Build that folder on a machine with internet and
+# the image's Python version (dependencies included; onedl-mmcv is an sdist,
+# pip wheel builds it):
+#   pip wheel -w wheelhouse onedl-mmengine==0.10.12 onedl-mmcv==2.3.6 \
+#       onedl-mmsegmentation==1.4.2 ftfy==6.3.1 regex==2026.11.19 \
+#       scipy==1.17.1
+#   rm -f wheelhouse/torch-* wheelhouse/nvidia_* wheelhouse/triton-*
+# and copy it beside the checkout: the image's torch is kept as it is.
 set -euo pipefail
 if [ $# -lt 1 ]; then
     echo "usage: $0 OUT_DIR [--dry-run]" >&2

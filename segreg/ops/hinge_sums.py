@@ -41,12 +41,18 @@ The backward of the scores, with ``G = dL/ds`` and ``d_c = S - e_c``: from
 
     \frac{\partial L}{\partial z_k} = G_k - e_k \sum_{c \ne k} \frac{G_c}{d_c},
 
-evaluated without cancellation: ``d_c >= 1`` except at the pixel's maximum,
-whose ``1 / d`` may be huge, so the exclusive sum is split into the
-maximum's part (``floor(e_c) = 1`` exactly at the maximum) and the rest,
-``(R - h^n_k) + (H^b - h^b_k)``. Entries clamped at ``s = s_max`` (``p``
+evaluated without cancellation: ``d_c >= 1`` except at the pixel's maximum
+``a`` (found as ``floor(e_a) = 1``), whose ``1 / d_a`` may be huge, so
+``h_a = G_a / d_a`` is kept out of the sum ``H = sum_{c != a} G_c / d_c``:
+``dz_k = G_k - e_k (H + h_a - h_k)`` for ``k != a``, ``dz_a = G_a - H``
+(:class:`_LogOddsOwn`). The positives' gradient enters ``G`` at the own
+class (``index_add_``). Entries clamped at ``s = s_max`` (``p``
 rounds to 1; ``log p`` clamped at ``-1e-7``, ``-1e-15`` in float64, as
 :func:`segreg.models.losses.dual_metric_loss.class_scores`) get no gradient.
+
+Limits: the hinge surrogate and the log-odds score only (the others keep
+``segreg.ops.classwise_negative_hinge``). Several backward passes
+(``retain_graph=True``) work; gradcheck runs them.
 
 Reference: docs/loss_cost.md (cost), docs/regularizer_derivation.md (forms).
 """
