@@ -1,29 +1,40 @@
 #!/usr/bin/env python
-"""Cost of segmentation losses on the same logits: forward + backward time
-and peak memory of cross-entropy, Dice, Lovasz-Softmax and segreg's
-dual-projected losses, with ratios to CE and to Lovasz.
+"""Fair cost table of segmentation losses on the same logits: forward +
+backward time and peak memory of cross-entropy (``F.cross_entropy`` and
+mmseg's wrapper), Dice (mmseg's, and with ignore pixels masked), soft
+Jaccard / JML, Lovasz-Softmax (mmseg's per-class sort and a one-sort batched
+form) and every segreg form, each at full resolution (``_s1``) and at the
+default's subsampling (every 4th pixel in each direction, ``_s4``), on
+today's path (``_old``: the registered ``DualIoULoss``) and on the fast op
+(``_fast``: segreg.ops.hinge_sums via benchmarks/fast_dual_loss.py), with
+ratios to CE and to Lovasz.
 
 Repetitions are interleaved (every repetition runs every loss once, in a
 rotating order) and the median is reported, so slow drifts of a shared
 machine hit all losses alike. Peak memory is the peak of the memory
 allocated during one forward + backward above what was allocated before it
 (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the PyTorch profiler's
-allocation trace).
+allocation trace); ``x CE mem`` is its ratio to CE's.
 
-Labels are blobs of ``--classes-per-image`` classes per image (not uniform
-noise), with ``--ignore-frac`` of the pixels at ignore_index 255, so Lovasz
-and the class-wise losses see a realistic number of present classes.
+Labels: ``--labels blob`` (default) are blobs of ``--classes-per-image``
+classes per image with skewed sizes, ``uniform`` is i.i.d. noise over all
+classes; ``--ignore-frac`` of the pixels are at ignore_index 255. Logits are
+``randn + --logit-signal * onehot(label)`` so that the bounds' true-positive
+and false-positive terms are both active (with pure noise every class has
+``tp < 0`` and the direct bound ignores ``fp``).
 
 Examples:
-    # CPU default: the demo batch (8 x 12 x 96 x 96)
+    # CPU default: the demo batch (8 x 12 x 96 x 96), every loss
     python benchmarks/loss_cost.py
 
-    # the COCO-Stuff training shape on a GPU (issue 6's reference shape)
-    python benchmarks/loss_cost.py --device cuda --shape 8 171 512 512
+    # the COCO-Stuff training shape on a GPU, under bf16 autocast
+    python benchmarks/loss_cost.py --device cuda --shape 8 171 512 512 \
+        --dtype bfloat16 --autocast
 
     # also a whole train step of a model with and without the loss
-    python benchmarks/loss_cost.py --model-config \\
-        configs/demo/deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py
+    python benchmarks/loss_cost.py --model-config \
+        configs/demo/deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py \
+        --losses direct_s4_fast direct_s1_fast
 """
 from __future__ import annotations
 
@@ -38,31 +49,140 @@ import time
 from typing import Callable, Dict, List
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+for _p in (REPO, osp.join(REPO, 'benchmarks')):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 #: name -> mmseg loss config (built through the MODELS registry)
-LOSSES: Dict[str, dict] = {
-    'ce': dict(type='CrossEntropyLoss', use_sigmoid=False,
-               avg_non_ignore=True),
-    'dice': dict(type='DiceLoss', use_sigmoid=False, activate=True),
-    'lovasz': dict(type='LovaszLoss', loss_type='multi_class',
-                   classes='present', per_image=False, reduction='none'),
-    # the defaults: direct hinge bound, every 4th pixel
-    'dual_iou': dict(type='DualIoULoss'),
-    'dual_fbeta': dict(type='DualFbetaLoss', beta=1.0),
-    # the direct bound on every pixel
-    'dual_iou_full': dict(type='DualIoULoss', sample_stride=1),
-    # the paper's per-batch LP (the configuration before issue 7)
-    'dual_iou_exact': dict(type='DualIoULoss', solver='exact',
-                           sample_stride=1),
-    'dual_iou_exact_s4': dict(type='DualIoULoss', solver='exact'),
-    # persistent class-level duals
-    'dual_iou_da': dict(type='DualIoULoss', solver='dual_ascent',
-                        sample_stride=1),
+MMSEG_LOSSES: Dict[str, dict] = {
+    'ce_mmseg': dict(type='CrossEntropyLoss', use_sigmoid=False,
+                     avg_non_ignore=True),
+    'dice_mmseg': dict(type='DiceLoss', use_sigmoid=False, activate=True),
+    'lovasz_mmseg': dict(type='LovaszLoss', loss_type='multi_class',
+                         classes='present', per_image=False,
+                         reduction='none'),
 }
+#: name -> (solver, sample_stride) of segreg's forms
+FORMS: Dict[str, tuple] = {
+    f'{solver}_s{k}': (solver, k)
+    for solver in ('direct', 'exact', 'dual_ascent') for k in (1, 4)}
+#: every loss of the table, in its order
+LOSSES: List[str] = (['ce', 'ce_mmseg', 'dice_mmseg', 'dice_masked', 'jml',
+                      'lovasz_mmseg', 'lovasz_batched'] +
+                     [f'{f}_{p}' for f in FORMS for p in ('old', 'fast')])
+#: the pre-issue-17 names of the same losses
+ALIASES = {'lovasz': 'lovasz_mmseg', 'dice': 'dice_mmseg',
+           'dual_iou': 'direct_s4_old', 'dual_iou_full': 'direct_s1_old',
+           'dual_iou_exact': 'exact_s1_old',
+           'dual_iou_exact_s4': 'exact_s4_old',
+           'dual_iou_da': 'dual_ascent_s1_old'}
+
+
+# ---------------------------------------------------------------------------
+# reference implementations of the anchors (vectorised over classes, ignore
+# pixels masked before any reduction; docs/loss_cost.md)
+# ---------------------------------------------------------------------------
+def _masked_probs(logits: Tensor, labels: Tensor, ignore_index: int = 255):
+    """Softmax (B, C, N), one-hot labels and the valid mask (B, 1, N)."""
+    B, C = logits.shape[:2]
+    p = logits.float().softmax(dim=1).reshape(B, C, -1)
+    y = labels.reshape(B, -1)
+    valid = (y != ignore_index) & (y >= 0) & (y < C)
+    onehot = F.one_hot(torch.where(valid, y, 0), C).permute(0, 2, 1)
+    v = valid.unsqueeze(1).to(p.dtype)
+    return p * v, onehot.to(p.dtype) * v, v
+
+
+def dice_masked(logits: Tensor, labels: Tensor, smooth: float = 1.0,
+                ignore_index: int = 255) -> Tensor:
+    """``1 - mean_c (2 sum p y + s) / (sum p + sum y + s)`` over the batch,
+    present classes, ignore pixels masked (segmentation_models_pytorch's
+    convention)."""
+    p, y, _ = _masked_probs(logits, labels, ignore_index)
+    inter = (p * y).sum(dim=(0, 2))
+    card = p.sum(dim=(0, 2)) + y.sum(dim=(0, 2))
+    present = y.sum(dim=(0, 2)) > 0
+    dice = (2 * inter + smooth) / (card + smooth)
+    return ((1 - dice) * present).sum() / present.sum().clamp(min=1)
+
+
+def jaccard_metric_loss(logits: Tensor, labels: Tensor, smooth: float = 1.0,
+                        ignore_index: int = 255) -> Tensor:
+    """Soft Jaccard in the JML form (Wang & Blaschko 2023): ``tp = (|p| +
+    |y| - |p - y|) / 2`` with L1 norms over the batch, ``1 - (tp + s) /
+    (|p| + |y| - tp + s)``, mean over present classes."""
+    p, y, _ = _masked_probs(logits, labels, ignore_index)
+    sp, sy = p.sum(dim=(0, 2)), y.sum(dim=(0, 2))
+    diff = (p - y).abs().sum(dim=(0, 2))
+    tp = (sp + sy - diff) / 2
+    present = sy > 0
+    iou = (tp + smooth) / (sp + sy - tp + smooth)
+    return ((1 - iou) * present).sum() / present.sum().clamp(min=1)
+
+
+def lovasz_batched(logits: Tensor, labels: Tensor,
+                   ignore_index: int = 255) -> Tensor:
+    """Lovasz-Softmax over present classes with ONE sort of all classes'
+    errors (key ``class - error``) instead of one sort per class."""
+    B, C = logits.shape[:2]
+    p = logits.float().softmax(dim=1).permute(0, 2, 3, 1).reshape(-1, C)
+    y = labels.reshape(-1)
+    valid = (y != ignore_index) & (y >= 0) & (y < C)
+    p, y = p[valid], y[valid]
+    fg = F.one_hot(y, C).to(p.dtype)                       # (P, C)
+    err = (fg - p).abs()
+    P = err.shape[0]
+    cls = torch.arange(C, device=p.device).expand(P, C)
+    key = cls.to(torch.float64) * 2.0 - err.detach().double()  # err <= 1
+    order = torch.argsort(key.t().reshape(-1))           # class-major
+    err_s = err.t().reshape(-1)[order].view(C, P)
+    fg_s = fg.t().reshape(-1)[order].view(C, P)
+    gts = fg_s.sum(dim=1, keepdim=True)
+    inter = gts - fg_s.cumsum(dim=1)
+    union = gts + (1 - fg_s).cumsum(dim=1)
+    jac = 1 - inter / union
+    grad = torch.cat([jac[:, :1], jac[:, 1:] - jac[:, :-1]], dim=1)
+    per_class = (err_s * grad).sum(dim=1)
+    present = gts.squeeze(1) > 0
+    return (per_class * present).sum() / present.sum().clamp(min=1)
+
+
+def build_loss(name: str, num_classes: int, device) -> Callable:
+    """``fn(logits, labels)`` of a loss of the table."""
+    from mmseg.registry import MODELS
+    name = ALIASES.get(name, name)
+    if name == 'ce':
+        return lambda x, y: F.cross_entropy(x, y, ignore_index=255)
+    if name == 'dice_masked':
+        return dice_masked
+    if name == 'jml':
+        return jaccard_metric_loss
+    if name == 'lovasz_batched':
+        return lovasz_batched
+    if name in MMSEG_LOSSES:
+        mod = MODELS.build(dict(MMSEG_LOSSES[name])).to(device)
+        return lambda x, y: mod(x, y, weight=None, ignore_index=255)
+    form, path = name.rsplit('_', 1)
+    if form not in FORMS or path not in ('old', 'fast'):
+        raise SystemExit(f'unknown loss {name!r}; known: {LOSSES} '
+                         f'(aliases {sorted(ALIASES)})')
+    mod = dual_module(form, path, num_classes).to(device)
+    return lambda x, y: mod(x, y, weight=None, ignore_index=255)
+
+
+def dual_module(form: str, path: str, num_classes: int):
+    """A segreg form as an ``nn.Module``: today's path or the fast one."""
+    solver, stride = FORMS[form]
+    kw = dict(num_classes=num_classes, solver=solver, sample_stride=stride)
+    if path == 'old':
+        from mmseg.registry import MODELS
+        return MODELS.build(dict(type='DualIoULoss', **kw))
+    from fast_dual_loss import FastDualMetricLoss
+    return FastDualMetricLoss(**kw)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -74,19 +194,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--device', default='cuda' if torch.cuda.is_available()
                    else 'cpu')
     p.add_argument('--losses', nargs='+', default=list(LOSSES),
-                   help=f'subset of {list(LOSSES)}')
+                   help=f'subset of {LOSSES} (CE is always timed)')
     p.add_argument('--reps', type=int, default=None,
                    help='timed repetitions (default 15 on CPU, 50 on GPU)')
     p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--labels', default='blob', choices=['blob', 'uniform'])
     p.add_argument('--classes-per-image', type=int, default=12)
     p.add_argument('--ignore-frac', type=float, default=0.05)
+    p.add_argument('--logit-signal', type=float, default=2.0,
+                   help='logits = randn + this * onehot(label)')
     p.add_argument('--dtype', default='float32',
                    choices=['float32', 'bfloat16', 'float16'],
-                   help='dtype of the logits (losses compute in float32)')
+                   help='dtype of the logits')
+    p.add_argument('--autocast', action='store_true',
+                   help='run every loss under torch.autocast(dtype)')
+    p.add_argument('--no-memory', action='store_true',
+                   help='skip the peak-memory pass')
     p.add_argument('--model-config', default=None,
                    help='also time a whole train step (forward, losses, '
                    'backward) of this config with CE alone vs CE + each '
-                   'other loss')
+                   'segreg form (benchmarks/train_step_cost.py)')
     p.add_argument('--model-input', nargs=3, type=int, default=None,
                    metavar=('B', 'H', 'W'),
                    help='input of the train-step timing (default: B of '
@@ -99,32 +226,32 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------------------
-def make_inputs(shape, device, dtype, classes_per_image, ignore_frac, seed):
-    """Logits (requires grad) and blob labels with some ignore pixels."""
+def make_inputs(shape, device, dtype, classes_per_image, ignore_frac, seed,
+                labels='blob', logit_signal=2.0):
+    """Logits (requires grad) and labels with some ignore pixels."""
     B, C, H, W = shape
     g = torch.Generator().manual_seed(seed)
+    if labels == 'uniform':
+        lab = torch.randint(0, C, (B, H, W), generator=g)
+    else:
+        cells = (max(1, H // 16), max(1, W // 16))
+        lab = torch.empty(B, H, W, dtype=torch.long)
+        for b in range(B):
+            classes = torch.randperm(C, generator=g)[:min(C,
+                                                          classes_per_image)]
+            # skewed class sizes: a few big, many small
+            probs = torch.rand(len(classes), generator=g)**3 + 1e-3
+            cell = classes[torch.multinomial(probs, cells[0] * cells[1], True,
+                                             generator=g)
+                           ].reshape(1, 1, *cells)
+            lab[b] = F.interpolate(cell.float(), size=(H, W),
+                                   mode='nearest').long()[0, 0]
     logits = torch.randn(B, C, H, W, generator=g)
-    cells = (max(1, H // 16), max(1, W // 16))
-    labels = torch.empty(B, H, W, dtype=torch.long)
-    for b in range(B):
-        classes = torch.randperm(C, generator=g)[:min(C, classes_per_image)]
-        # skewed class sizes: a few big, many small
-        probs = torch.rand(len(classes), generator=g)**3 + 1e-3
-        cell = classes[torch.multinomial(probs, cells[0] * cells[1], True,
-                                         generator=g)].reshape(1, 1, *cells)
-        labels[b] = torch.nn.functional.interpolate(
-            cell.float(), size=(H, W), mode='nearest').long()[0, 0]
-    labels[torch.rand(B, H, W, generator=g) < ignore_frac] = 255
+    if logit_signal:
+        logits += logit_signal * F.one_hot(lab, C).permute(0, 3, 1, 2)
+    lab[torch.rand(B, H, W, generator=g) < ignore_frac] = 255
     logits = logits.to(device=device, dtype=getattr(torch, dtype))
-    return logits.requires_grad_(), labels.to(device)
-
-
-def build_loss(name: str, num_classes: int, device):
-    from mmseg.registry import MODELS
-    cfg = dict(LOSSES[name])
-    if cfg['type'].startswith('Dual'):
-        cfg['num_classes'] = num_classes
-    return MODELS.build(cfg).to(device)
+    return logits.requires_grad_(), lab.to(device)
 
 
 def _sync(device):
@@ -161,28 +288,49 @@ def _peak_bytes(fn: Callable[[], None], device) -> float:
     return float(peak)
 
 
+def interleaved(steps: Dict[str, Callable[[], None]], reps: int,
+                warmup: int, device) -> Dict[str, List[float]]:
+    """Seconds of each step, repetitions interleaved in a rotating order."""
+    names = list(steps)
+    for _ in range(warmup):
+        for n in names:
+            steps[n]()
+    times: Dict[str, List[float]] = {n: [] for n in names}
+    for r in range(reps):
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            _sync(device)
+            t0 = time.perf_counter()
+            steps[n]()
+            _sync(device)
+            times[n].append(time.perf_counter() - t0)
+    return times
+
+
+def _summary(ts: List[float]) -> dict:
+    ts = sorted(ts)
+    q = statistics.quantiles(ts, n=4) if len(ts) >= 4 else [ts[0]] * 3
+    return dict(median_ms=statistics.median(ts) * 1e3, q1_ms=q[0] * 1e3,
+                q3_ms=q[2] * 1e3)
+
+
 def time_losses(names: List[str], logits, labels, reps: int, warmup: int,
-                device) -> Dict[str, dict]:
+                device, autocast: bool = False, memory: bool = True
+                ) -> Dict[str, dict]:
     C = logits.shape[1]
     losses = {n: build_loss(n, C, device) for n in names}
+    ac_dtype = logits.dtype if logits.dtype != torch.float32 else \
+        torch.bfloat16
 
     def step(n):
         logits.grad = None
-        out = losses[n](logits, labels, weight=None, ignore_index=255)
+        with torch.autocast(device_type=torch.device(device).type,
+                            dtype=ac_dtype, enabled=autocast):
+            out = losses[n](logits, labels)
         out.backward()
 
-    for _ in range(warmup):
-        for n in names:
-            step(n)
-    times: Dict[str, List[float]] = {n: [] for n in names}
-    for r in range(reps):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for n in order:
-            _sync(device)
-            t0 = time.perf_counter()
-            step(n)
-            _sync(device)
-            times[n].append(time.perf_counter() - t0)
+    times = interleaved({n: (lambda n=n: step(n)) for n in names}, reps,
+                        warmup, device)
+
     def measured_step(n):
         # the previous step's gradient is freed outside the profiled region:
         # a free of memory allocated before would count as a negative delta
@@ -191,78 +339,9 @@ def time_losses(names: List[str], logits, labels, reps: int, warmup: int,
 
     out = {}
     for n in names:
-        ts = sorted(times[n])
-        q = statistics.quantiles(ts, n=4) if len(ts) >= 4 else [ts[0]] * 3
-        out[n] = dict(median_ms=statistics.median(ts) * 1e3,
-                      q1_ms=q[0] * 1e3, q3_ms=q[2] * 1e3,
-                      peak_mb=measured_step(n) / 2**20,
-                      config=LOSSES[n])
+        out[n] = _summary(times[n])
+        out[n]['peak_mb'] = measured_step(n) / 2**20 if memory else None
     return out
-
-
-# ---------------------------------------------------------------------------
-def time_train_step(config: str, names: List[str], inputs, reps: int,
-                    warmup: int, device) -> Dict[str, dict]:
-    """A model's forward + losses + backward, CE alone vs CE + each loss."""
-    import copy
-
-    from mmengine.config import Config
-    from mmseg.registry import MODELS
-    from mmseg.structures import SegDataSample
-    from mmengine.structures import PixelData
-    cfg = Config.fromfile(config)
-    B, H, W = inputs
-    num_classes = cfg.model.decode_head.num_classes
-    arms = {'ce': None}
-    arms.update({n: LOSSES[n] for n in names if n != 'ce'})
-    models = {}
-    for arm, extra in arms.items():
-        mcfg = copy.deepcopy(cfg.model.to_dict())
-        mcfg.pop('data_preprocessor', None)
-        mcfg['pretrained'] = None
-        ce = dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
-                  avg_non_ignore=True)
-        losses = [ce]
-        if extra is not None:
-            extra = dict(extra)
-            if extra['type'].startswith('Dual'):
-                extra['num_classes'] = num_classes
-            losses.append(extra)
-        mcfg['decode_head']['loss_decode'] = losses
-        torch.manual_seed(0)
-        model = MODELS.build(mcfg).to(device)
-        model.train()
-        models[arm] = model
-    g = torch.Generator().manual_seed(1)
-    img = torch.randn(B, 3, H, W, generator=g).to(device)
-    samples = []
-    for b in range(B):
-        ds = SegDataSample()
-        ds.gt_sem_seg = PixelData(data=torch.randint(
-            0, num_classes, (1, H, W), generator=g).to(device))
-        ds.set_metainfo(dict(img_shape=(H, W), pad_shape=(H, W)))
-        samples.append(ds)
-
-    def step(arm):
-        model = models[arm]
-        model.zero_grad(set_to_none=True)
-        losses = model.loss(img, samples)
-        sum(v for k, v in losses.items() if 'loss' in k).backward()
-
-    keys = list(models)
-    for _ in range(warmup):
-        for k in keys:
-            step(k)
-    times = {k: [] for k in keys}
-    for r in range(reps):
-        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
-            _sync(device)
-            t0 = time.perf_counter()
-            step(k)
-            _sync(device)
-            times[k].append(time.perf_counter() - t0)
-    return {k: dict(median_ms=statistics.median(v) * 1e3) for k, v in
-            times.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -275,46 +354,51 @@ def main(argv=None) -> int:
     if device.type == 'cpu':
         torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
     reps = args.reps or (50 if device.type == 'cuda' else 15)
-    for n in args.losses:
+    wanted = [ALIASES.get(n, n) for n in args.losses]
+    for n in wanted:
         if n not in LOSSES:
-            raise SystemExit(f'unknown loss {n!r}; known: {list(LOSSES)}')
-    names = list(dict.fromkeys(['ce'] + args.losses))
+            raise SystemExit(f'unknown loss {n!r}; known: {LOSSES} '
+                             f'(aliases {sorted(ALIASES)})')
+    names = list(dict.fromkeys(['ce'] + wanted))
     logits, labels = make_inputs(args.shape, device, args.dtype,
                                  args.classes_per_image, args.ignore_frac,
-                                 args.seed)
-    res = time_losses(names, logits, labels, reps, args.warmup, device)
-    ce = res['ce']['median_ms']
-    lov = res.get('lovasz', {}).get('median_ms')
+                                 args.seed, args.labels, args.logit_signal)
+    res = time_losses(names, logits, labels, reps, args.warmup, device,
+                      args.autocast, not args.no_memory)
+    ce = res['ce']
+    lov = res.get('lovasz_mmseg', {}).get('median_ms')
     for n, r in res.items():
-        r['ratio_vs_ce'] = r['median_ms'] / ce
+        r['ratio_vs_ce'] = r['median_ms'] / ce['median_ms']
         r['ratio_vs_lovasz'] = (r['median_ms'] / lov) if lov else None
+        r['mem_vs_ce'] = (r['peak_mb'] / ce['peak_mb']) if \
+            r['peak_mb'] is not None and ce['peak_mb'] else None
     B, C, H, W = args.shape
+    mode = f"{args.dtype}{' autocast' if args.autocast else ''}"
     print(f'\nloss forward+backward on logits {B}x{C}x{H}x{W} '
-          f'({args.dtype}, {device}, {reps} interleaved reps, median)')
-    print(f"{'loss':<18}{'ms':>10}{'IQR ms':>18}{'x CE':>8}{'x Lovasz':>10}"
-          f"{'peak MB':>10}")
+          f'({mode}, {args.labels} labels, {device}, '
+          f'{torch.get_num_threads() if device.type == "cpu" else ""}'
+          f'{" thread(s), " if device.type == "cpu" else ""}'
+          f'{reps} interleaved reps, median)')
+    print(f"{'loss':<22}{'ms':>10}{'IQR ms':>18}{'x CE':>8}{'x Lovasz':>10}"
+          f"{'peak MB':>10}{'x CE mem':>10}")
     for n, r in res.items():
         lv = f"{r['ratio_vs_lovasz']:.3f}" if r['ratio_vs_lovasz'] else '-'
-        print(f"{n:<18}{r['median_ms']:>10.2f}"
+        pk = f"{r['peak_mb']:.1f}" if r['peak_mb'] is not None else '-'
+        mm = f"{r['mem_vs_ce']:.2f}" if r['mem_vs_ce'] is not None else '-'
+        print(f"{n:<22}{r['median_ms']:>10.2f}"
               f"{r['q1_ms']:>9.2f}-{r['q3_ms']:<8.2f}{r['ratio_vs_ce']:>8.2f}"
-              f"{lv:>10}{r['peak_mb']:>10.1f}")
+              f"{lv:>10}{pk:>10}{mm:>10}")
     step_res = None
     if args.model_config:
+        import train_step_cost
         from mmengine.config import Config
         cfg = Config.fromfile(args.model_config)
         crop = cfg.get('crop_size', (H, W))
         model_in = args.model_input or (B, crop[0], crop[1])
-        step_res = time_train_step(args.model_config, names, model_in, reps,
-                                   args.warmup, device)
-        base = step_res['ce']['median_ms']
-        print(f'\ntrain step of {osp.basename(args.model_config)} on input '
-              f'{model_in[0]}x3x{model_in[1]}x{model_in[2]} (forward, CE + '
-              'loss, backward)')
-        for k, r in step_res.items():
-            r['added_vs_ce'] = r['median_ms'] / base - 1.0
-            name = 'ce' if k == 'ce' else 'ce+' + k
-            print(f"{name:<22}{r['median_ms']:>10.1f} ms  "
-                  f"{100 * r['added_vs_ce']:+.1f}%")
+        arms = [n for n in names if n.rsplit('_', 1)[0] in FORMS]
+        step_res = train_step_cost.time_train_step(
+            args.model_config, arms, model_in, reps, args.warmup, device)
+        train_step_cost.print_table(step_res, args.model_config, model_in)
     out = args.out or osp.join(
         REPO, 'benchmarks', 'results',
         f'loss_cost_{device.type}_{B}x{C}x{H}x{W}.json')
@@ -324,6 +408,8 @@ def main(argv=None) -> int:
                    or platform.machine())
     with open(out, 'w') as f:
         json.dump(dict(shape=args.shape, dtype=args.dtype,
+                       autocast=args.autocast, labels=args.labels,
+                       logit_signal=args.logit_signal,
                        device=str(device), device_name=device_name,
                        torch=torch.__version__, reps=reps,
                        threads=torch.get_num_threads(),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import os.path as osp
+import subprocess
+import sys
 
 from conftest import DEMO_CONFIG, REPO_ROOT
 
@@ -20,21 +23,98 @@ def _load(name):
 def test_loss_cost_writes_every_loss_with_ratios(tmp_path, capsys):
     bench = _load('loss_cost')
     out = tmp_path / 'loss.json'
-    losses = ['lovasz', 'dual_iou', 'dual_iou_full', 'dual_iou_exact',
-              'dual_iou_da']
+    # old names are aliases of the table's names
+    losses = ['lovasz', 'dual_iou', 'direct_s1_fast', 'exact_s1_old',
+              'exact_s1_fast', 'dual_ascent_s4_fast', 'lovasz_batched',
+              'jml', 'dice_masked']
     assert bench.main(['--shape', '2', '5', '16', '16', '--device', 'cpu',
-                       '--reps', '2', '--warmup', '1', '--losses', *losses,
+                       '--reps', '2', '--warmup', '1', '--labels',
+                       'uniform', '--losses', *losses,
                        '--model-config', DEMO_CONFIG, '--model-input', '2',
                        '32', '32', '--out', str(out)]) == 0
     res = json.loads(out.read_text())
-    assert set(res['losses']) == {'ce', *losses}
+    names = {bench.ALIASES.get(n, n) for n in losses}
+    assert set(res['losses']) == {'ce', *names}
     for name, r in res['losses'].items():
         assert r['median_ms'] > 0 and r['peak_mb'] >= 0
         assert r['ratio_vs_lovasz'] == r['median_ms'] / \
-            res['losses']['lovasz']['median_ms']
+            res['losses']['lovasz_mmseg']['median_ms']
     assert res['losses']['ce']['ratio_vs_ce'] == 1.0
-    assert set(res['train_step']) == {'ce', *losses}
-    assert 'dual_iou_exact' in capsys.readouterr().out
+    # the train step times CE alone and CE + each segreg form
+    assert set(res['train_step']) == {
+        'ce', 'direct_s4_old', 'direct_s1_fast', 'exact_s1_old',
+        'exact_s1_fast', 'dual_ascent_s4_fast'}
+    assert 'exact_s1_fast' in capsys.readouterr().out
+
+
+def test_anchor_losses_equal_their_definitions():
+    """The local Lovasz (one sort) equals mmseg's per-class form; the masked
+    Dice / JML equal a loop over classes."""
+    import torch
+    from mmseg.models.losses.lovasz_loss import lovasz_softmax
+    bench = _load('loss_cost')
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 8, 8, generator=g)
+    y = torch.randint(0, 4, (2, 8, 8), generator=g)
+    y[0, :2] = 255
+    ref = lovasz_softmax(x.softmax(1), y, classes='present', per_image=False,
+                         ignore_index=255)
+    torch.testing.assert_close(bench.lovasz_batched(x, y), ref,
+                               rtol=1e-5, atol=1e-6)
+    p = x.float().softmax(1)
+    valid = y != 255
+    dice, jac = [], []
+    for c in range(4):
+        pc = p[:, c][valid]
+        yc = (y[valid] == c).float()
+        if yc.sum() == 0:
+            continue
+        dice.append(1 - (2 * (pc * yc).sum() + 1) / (pc.sum() + yc.sum() + 1))
+        inter = (pc * yc).sum()
+        jac.append(1 - (inter + 1) / (pc.sum() + yc.sum() - inter + 1))
+    torch.testing.assert_close(bench.dice_masked(x, y),
+                               torch.stack(dice).mean())
+    torch.testing.assert_close(bench.jaccard_metric_loss(x, y),
+                               torch.stack(jac).mean())
+
+
+def test_train_step_cost_runs_every_arm(tmp_path):
+    bench = _load('train_step_cost')
+    out = tmp_path / 'step.json'
+    res = bench.main(['--config', DEMO_CONFIG, '--input', '2', '32', '32',
+                      '--device', 'cpu', '--reps', '1', '--warmup', '0',
+                      '--arms', 'direct_s4_fast', 'direct_s1_old',
+                      'lovasz_mmseg', '--out', str(out)])
+    assert json.loads(out.read_text()) == res
+    assert set(res['arms']) == {'ce', 'direct_s4_fast', 'direct_s1_old',
+                                'lovasz_mmseg'}
+    assert res['arms']['ce']['added_vs_ce'] == 0.0
+
+
+def test_gpu_suite_dry_run_writes_every_table(tmp_path):
+    """benchmarks/gpu_suite.sh --dry-run: the whole suite, tiny, on CPU."""
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1')
+    out = tmp_path / 'suite'
+    proc = subprocess.run(
+        ['bash', osp.join(REPO_ROOT, 'benchmarks', 'gpu_suite.sh'), str(out),
+         '--dry-run'], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ('loss_fp32', 'loss_bf16', 'train_step', 'attention',
+                 'suite'):
+        assert (out / f'{name}.json').is_file(), name
+    bf16 = json.loads((out / 'loss_bf16.json').read_text())
+    assert bf16['autocast'] and bf16['dtype'] == 'bfloat16'
+    summary = (out / 'summary.md').read_text()
+    for part in ('## Losses', '## Train step', '## Attention',
+                 'direct_s4_fast', 'lovasz_mmseg'):
+        assert part in summary
+
+
+def test_gpu_suite_says_what_is_missing(tmp_path):
+    proc = subprocess.run(['bash', osp.join(REPO_ROOT, 'benchmarks',
+                                            'gpu_suite.sh')],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and 'usage' in proc.stderr
 
 
 def test_attention_cost_runs_a_tiny_sweep(tmp_path):

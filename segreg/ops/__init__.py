@@ -51,3 +51,8 @@ from .dataset_lagrangian import (  # noqa: F401,E402
     DatasetLagrangian, HingeSums, dataset_hinge_sums, dataset_lagrangian)
 __all__ += ['HingeSums', 'DatasetLagrangian', 'dataset_hinge_sums',
             'dataset_lagrangian']
+from .hinge_sums import (  # noqa: F401,E402
+    LogOddsScores, hinge_counts, log_odds_scores, negative_hinge_sums,
+    positive_hinge_sums)
+__all__ += ['log_odds_scores', 'negative_hinge_sums', 'positive_hinge_sums',
+            'hinge_counts', 'LogOddsScores']
