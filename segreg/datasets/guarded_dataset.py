@@ -71,15 +71,18 @@ class GuardedDataset:
         skip_bad (bool): Skip bad samples instead of raising. Default False.
         config (str): Config file named in the messages' fix.
         max_skips (int): Consecutive bad samples before giving up.
+        offer_skip (bool): Mention ``skip_bad_samples=True`` in the fix (the
+            runner: for the training set only). Default True.
     """
 
     def __init__(self, dataset, skip_bad: bool = False,
-                 config: Optional[str] = None, max_skips: int = 16) -> None:
+                 config: Optional[str] = None, max_skips: int = 16,
+                 offer_skip: bool = True) -> None:
         self.dataset = dataset
         self.skip_bad = bool(skip_bad)
         self.max_skips = int(max_skips)
         self.hint = CHECK_HINT.format(config=config or 'CONFIG')
-        if not self.skip_bad:
+        if offer_skip and not self.skip_bad:
             self.hint += ', or set skip_bad_samples=True in the config'
         for leaf in _leaves(dataset):
             _insert_check(leaf, self.hint)

@@ -15,7 +15,8 @@ Against mmengine's ``Runner`` it changes four things, each small:
 * every dataset it builds is wrapped in
   :class:`~segreg.datasets.GuardedDataset` (per-sample seeded augmentation
   with ``SeededInfiniteSampler``; a bad image or label raises a one-line
-  :class:`~segreg.datasets.BadSampleError`, or is skipped and counted);
+  :class:`~segreg.datasets.BadSampleError`, or, in the training set with
+  ``skip_bad_samples=True``, is skipped and counted);
 * auto ``--resume`` loads the newest *readable* checkpoint when
   ``last_checkpoint`` or the file it names is missing, empty or unreadable,
   and says so in one line.
@@ -80,9 +81,13 @@ class SegregRunner(Runner):
             dataset = DATASETS.build(dataloader['dataset'])
             if hasattr(dataset, 'full_init'):
                 dataset.full_init()
+            # skipping applies to training only: a validation or test
+            # metric over other images than asked for would be silently off
+            train_cfg = self.cfg.get('train_dataloader')
+            is_train = train_cfg is not None and dataloader == train_cfg
             dataloader['dataset'] = GuardedDataset(
-                dataset, skip_bad=self._skip_bad_samples,
-                config=self._config_file)
+                dataset, config=self._config_file, offer_skip=is_train,
+                skip_bad=self._skip_bad_samples and is_train)
         return Runner.build_dataloader(dataloader, seed=seed,
                                        diff_rank_seed=diff_rank_seed)
 

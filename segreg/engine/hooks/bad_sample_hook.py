@@ -4,8 +4,9 @@
 DataLoader worker) records the bad files it skipped in the metainfo of the
 sample it returned instead; this hook reads them from each batch in the
 main process and logs the count and the distinct files at the end of
-training, of each validation and of a test. ``SegregRunner`` registers it
-when the config sets ``skip_bad_samples=True``.
+training. ``SegregRunner`` registers it when the config sets
+``skip_bad_samples=True`` (which applies to the training set only:
+validation and test stop at a bad sample).
 """
 from __future__ import annotations
 
@@ -19,50 +20,28 @@ from segreg.datasets.guarded_dataset import SKIPPED_KEY
 
 @HOOKS.register_module()
 class BadSampleHook(Hook):
-    """Log how many bad samples were skipped (per process), once per phase.
+    """Log how many bad training samples were skipped (per process).
 
     Attributes:
-        counts (dict): ``{'train'|'val'|'test': {problem line: times}}``.
+        counts (dict): ``{problem line: times skipped}``.
     """
 
     priority = 'LOW'
 
     def __init__(self) -> None:
-        self.counts: Dict[str, Dict[str, int]] = {}
-
-    def _collect(self, phase: str, data_batch) -> None:
-        samples = (data_batch or {}).get('data_samples', []) \
-            if isinstance(data_batch, dict) else []
-        for sample in samples:
-            for line in getattr(sample, 'metainfo', {}).get(SKIPPED_KEY, ()):
-                bucket = self.counts.setdefault(phase, {})
-                bucket[line] = bucket.get(line, 0) + 1
+        self.counts: Dict[str, int] = {}
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
-        self._collect('train', data_batch)
-
-    def after_val_iter(self, runner, batch_idx, data_batch=None,
-                       outputs=None) -> None:
-        self._collect('val', data_batch)
-
-    def after_test_iter(self, runner, batch_idx, data_batch=None,
-                        outputs=None) -> None:
-        self._collect('test', data_batch)
-
-    def _report(self, runner, phase: str) -> None:
-        bucket = self.counts.pop(phase, {})
-        total = sum(bucket.values())
-        runner.logger.info(
-            f'skip_bad_samples: {total} bad sample(s) skipped in {phase} '
-            f'({len(bucket)} distinct)' + ''.join(
-                f'\n  {n}x {line}' for line, n in sorted(bucket.items())))
+        samples = data_batch.get('data_samples', []) \
+            if isinstance(data_batch, dict) else []
+        for sample in samples:
+            for line in getattr(sample, 'metainfo', {}).get(SKIPPED_KEY, ()):
+                self.counts[line] = self.counts.get(line, 0) + 1
 
     def after_train(self, runner) -> None:
-        self._report(runner, 'train')
-
-    def after_val_epoch(self, runner, metrics=None) -> None:
-        self._report(runner, 'val')
-
-    def after_test_epoch(self, runner, metrics=None) -> None:
-        self._report(runner, 'test')
+        total = sum(self.counts.values())
+        runner.logger.info(
+            f'skip_bad_samples: {total} bad sample(s) skipped in train '
+            f'({len(self.counts)} distinct)' + ''.join(
+                f'\n  {n}x {line}' for line, n in sorted(self.counts.items())))
