@@ -56,14 +56,16 @@ class SegregRunner(Runner):
     def register_default_hooks(
             self,
             hooks: Optional[Dict[str, Union[Hook, Dict]]] = None) -> None:
+        from segreg.engine.hooks import (BadSampleHook, IterSeedHook,
+                                         SafeCheckpointHook)
         hooks = dict(hooks or {})
         ckpt = hooks.get('checkpoint', dict(type='CheckpointHook',
                                             interval=1))
         if isinstance(ckpt, dict) and ckpt.get('type') in ('CheckpointHook',
                                                            CheckpointHook):
-            hooks['checkpoint'] = dict(ckpt, type='SafeCheckpointHook')
+            # the class, not its name: found whatever the default scope
+            hooks['checkpoint'] = dict(ckpt, type=SafeCheckpointHook)
         super().register_default_hooks(hooks)
-        from segreg.engine.hooks import BadSampleHook, IterSeedHook
         self.register_hook(IterSeedHook())
         if self._skip_bad_samples:
             self.register_hook(BadSampleHook())
