@@ -35,9 +35,9 @@ import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
-import cv2
 import numpy as np
 from PIL import Image
+from segreg.datasets.sample_checks import ends_properly, hist256
 from segreg.utils.progress import progress_map
 
 WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset', 'MultiImageMixDataset')
@@ -179,28 +179,6 @@ def find_pairs(spec: dict) -> Tuple[List[tuple], List[tuple]]:
 # ------------------------------------------------------------ the worker
 
 
-def hist256(label: np.ndarray) -> np.ndarray:
-    """Pixel count of each value of a uint8 map (cv2: ~6x numpy's speed)."""
-    if label.size < 2**24:  # float32 counts are exact below 2**24
-        return cv2.calcHist([np.ascontiguousarray(label)], [0], None, [256],
-                            [0, 256]).ravel().astype(np.int64)
-    return np.bincount(label.ravel(), minlength=256)
-
-
-def _ends_properly(path: str) -> bool:
-    """Cheap truncation check from the file tail (JPEG EOI / PNG IEND)."""
-    with open(path, 'rb') as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - 64))
-        tail = f.read().rstrip(b'\x00\r\n ')
-    if path.lower().endswith(('.jpg', '.jpeg')):
-        return tail.endswith(b'\xff\xd9')
-    if path.lower().endswith('.png'):
-        return b'IEND' in tail
-    return True
-
-
 def check_pair(task: tuple) -> dict:
     """Decode one image / label pair; never raises."""
     name, img_path, seg_path, fast = task
@@ -209,7 +187,7 @@ def check_pair(task: tuple) -> dict:
     try:
         with Image.open(img_path) as im:
             if fast:
-                if not _ends_properly(img_path):
+                if not ends_properly(img_path):
                     raise OSError('file ends before its end marker '
                                   '(truncated)')
             else:
@@ -227,7 +205,7 @@ def check_pair(task: tuple) -> dict:
             im.load()
             mode = im.mode
             seg = np.asarray(im)
-        if not _ends_properly(seg_path):
+        if not ends_properly(seg_path):
             raise OSError('file ends before its end marker (truncated)')
     except Exception as e:
         res['problems'].append(('unreadable_label', f'{seg_path}: {e}'))
@@ -436,6 +414,13 @@ def main(argv=None) -> int:
             json.dump(dict(config=args.config, split=args.split,
                            reports=reports), f, indent=1, default=str)
     files = {name for r in reports for _, name, _ in r['errors']}
+    missing = [name for r in reports for kind, name, _ in r['errors']
+               if kind == 'missing_folder']
+    if missing:
+        print(f'\nRESULT: CANNOT CHECK - {", ".join(missing)} missing or '
+              'empty; see data/README.md for the layout (or pass '
+              '--data-root)', file=sys.stderr)
+        return 2
     if n_err:
         print(f'\nRESULT: FAIL - {n_err} problems in {len(files)} files '
               f'({n_warn} warnings)')

@@ -174,6 +174,25 @@ def _progress_hook():
     return TestProgressHook()
 
 
+def _run_guarded(func) -> bool:
+    """Run ``func()``; False after printing a bad sample's one-line error.
+
+    The process group is destroyed afterwards (every torchrun rank exits
+    cleanly); rank 0 still has the gathered results.
+    """
+    from segreg.datasets import BadSampleError
+    from segreg.utils.dist import teardown_process_group
+    done = False
+    try:
+        func()
+        done = True
+    except BadSampleError as exc:
+        print(f'error: {exc.line}', file=sys.stderr)
+    finally:
+        teardown_process_group(barrier=done)
+    return done
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import segreg  # noqa: F401  (registers SegregIoUMetric and models)
@@ -201,8 +220,10 @@ def main(argv=None) -> int:
         print(f'error: {exc}', file=sys.stderr)
         return 2
     runner.register_hook(_progress_hook())
-    runner.test()
-    if is_main_process():
+    main_process = is_main_process()  # before the process group is gone
+    if not _run_guarded(runner.test):
+        return 2
+    if main_process:
         out = runner.test_evaluator.metrics[0].out_dir
         cfg.dump(osp.join(out, 'config.py'))
         metric = runner.test_evaluator.metrics[0]

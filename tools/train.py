@@ -53,6 +53,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--seed', type=int, default=None,
         help='random seed (overrides randomness.seed of the config)')
     parser.add_argument(
+        '--deterministic',
+        action='store_true',
+        help='deterministic cuDNN and torch algorithms '
+        '(randomness.deterministic=True): needed for bit-identical runs and '
+        'resumes on GPU, slower; see docs/reliability.md')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -94,6 +100,8 @@ def build_cfg(args: argparse.Namespace) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
     if args.seed is not None:
         cfg.randomness = dict(cfg.get('randomness', {}), seed=args.seed)
+    if args.deterministic:
+        cfg.randomness = dict(cfg.get('randomness', {}), deterministic=True)
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':
@@ -117,13 +125,9 @@ def build_cfg(args: argparse.Namespace) -> Config:
 def main(argv=None) -> int:
     args = parse_args(argv)
     import segreg  # noqa: F401  (registers segreg modules before building)
-    from mmengine.runner import Runner
-    from mmseg.registry import RUNNERS
 
+    from segreg.utils import ConfigError, DataRootError, check_data_roots
     from segreg.utils.dist import init_cpu_process_group
-    from segreg.utils import (CheckpointMismatchError, ConfigError,
-                              DataRootError, check_checkpoint_compatible,
-                              check_data_roots)
     try:
         cfg = build_cfg(args)
         check_data_roots(cfg, ('train_dataloader', 'val_dataloader'))
@@ -131,15 +135,40 @@ def main(argv=None) -> int:
         print(f'error: {exc}', file=sys.stderr)
         return 2
     init_cpu_process_group(args.launcher)
-    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
-              RUNNERS.build(cfg))
-    if cfg.get('load_from'):
-        try:
-            check_checkpoint_compatible(runner.model, cfg.load_from)
-        except (CheckpointMismatchError, FileNotFoundError) as exc:
-            print(f'error: {exc}', file=sys.stderr)
-            return 2
-    runner.train()
+    return run_training(cfg)
+
+
+def run_training(cfg: Config) -> int:
+    """Build the runner and train; returns the exit status.
+
+    A bad image or label (``BadSampleError``, also when a DataLoader worker
+    raised it) ends the run with its one-line message and status 2. The
+    process group is destroyed before returning, so every torchrun rank
+    exits cleanly (segreg.utils.dist.teardown_process_group).
+    """
+    from mmengine.runner import Runner
+    from mmseg.registry import RUNNERS
+
+    from segreg.datasets import BadSampleError
+    from segreg.utils import CheckpointMismatchError, check_checkpoint_compatible
+    from segreg.utils.dist import teardown_process_group
+    done = False
+    try:
+        runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
+                  RUNNERS.build(cfg))
+        if cfg.get('load_from'):
+            try:
+                check_checkpoint_compatible(runner.model, cfg.load_from)
+            except (CheckpointMismatchError, FileNotFoundError) as exc:
+                print(f'error: {exc}', file=sys.stderr)
+                return 2
+        runner.train()
+        done = True
+    except BadSampleError as exc:
+        print(f'error: {exc.line}', file=sys.stderr)
+        return 2
+    finally:
+        teardown_process_group(barrier=done)
     return 0
 
 

@@ -1,2 +1,3 @@
-"""Training glue: mmengine hooks."""
+"""Training glue: mmengine hooks and the SegregRunner."""
 from . import hooks  # noqa: F401
+from .runner import SegregRunner  # noqa: F401

@@ -1,4 +1,6 @@
-"""Checking that a checkpoint belongs to a model before loading it.
+"""Checkpoint files: safe loading, atomic writing, finding one to resume.
+
+Checking that a checkpoint belongs to a model before loading it:
 
 mmengine's ``load_checkpoint`` is lenient by default: keys that do not match
 are logged as a warning and the model keeps its random weights, so evaluating
@@ -8,8 +10,11 @@ the file and the first mismatching parameters.
 """
 from __future__ import annotations
 
+import glob
+import os
 import os.path as osp
-from typing import Dict, List
+import re
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -19,11 +24,128 @@ class CheckpointMismatchError(RuntimeError):
     """The checkpoint's weights do not fit the model built from the config."""
 
 
+def load_weights_only(path: str, mmap: bool = False):
+    """``torch.load(path, weights_only=True)`` on the CPU.
+
+    segreg's checkpoints (``SafeCheckpointHook``) need no allow-list; older
+    mmengine checkpoints hold ``HistoryBuffer`` and NumPy objects, which are
+    allowed here through mmengine's own list of safe globals (still a
+    weights-only load: no arbitrary code runs).
+    """
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True,
+                          mmap=mmap)
+    except Exception as exc:
+        if 'Unsupported global' not in str(exc):
+            raise
+    from mmengine.runner.checkpoint import get_torch_safe_globals
+    with torch.serialization.safe_globals(get_torch_safe_globals()):
+        return torch.load(path, map_location='cpu', weights_only=True,
+                          mmap=mmap)
+
+
+def fsync_replace(tmp: str, dst: str) -> None:
+    """Flush ``tmp`` to disk and rename it to ``dst`` (atomic on POSIX)."""
+    with open(tmp, 'rb+') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, dst)
+    try:  # persist the rename itself
+        fd = os.open(osp.dirname(osp.abspath(dst)), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:  # pragma: no cover - e.g. folders that cannot be opened
+        pass
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    tmp = osp.join(osp.dirname(osp.abspath(path)),
+                   f'.{osp.basename(path)}.tmp{os.getpid()}')
+    with open(tmp, 'w') as f:
+        f.write(text)
+    fsync_replace(tmp, path)
+
+
+def readable_checkpoint(path: str) -> Optional[str]:
+    """None if ``path`` loads as a training checkpoint, else why not.
+
+    Memory-maps the file, so the check reads the pickled structure and the
+    zip directory (what a truncated or empty file lacks), not the tensors.
+    """
+    if not osp.isfile(path):
+        return 'does not exist'
+    if osp.getsize(path) == 0:
+        return 'is empty (0 bytes)'
+    try:
+        ckpt = load_weights_only(path, mmap=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f'is unreadable ({first[:120]})'
+    if not isinstance(ckpt, dict) or 'state_dict' not in ckpt \
+            or 'iter' not in ckpt.get('meta', {}):
+        return 'is not a training checkpoint (no state_dict / meta.iter)'
+    return None
+
+
+def _step_of(path: str) -> int:
+    match = re.search(r'(\d+)\.pth$', osp.basename(path))
+    return int(match.group(1)) if match else -1
+
+
+def find_resumable_checkpoint(
+        work_dir: str) -> Tuple[Optional[str], Optional[str]]:
+    """The checkpoint that auto ``--resume`` should load, and a note.
+
+    ``last_checkpoint`` names it when that file and the checkpoint it names
+    are readable. Otherwise the newest readable ``iter_*.pth`` /
+    ``epoch_*.pth`` of ``work_dir`` (and of the folder ``last_checkpoint``
+    points to) is chosen, and the note says why in one line.
+
+    Returns:
+        (path or None, note or None): None path: nothing to resume.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    folders = [work_dir]
+    named = None
+    if not osp.isfile(pointer):
+        problem = f'{pointer} does not exist'
+    else:
+        try:
+            with open(pointer) as f:
+                named = f.read().strip()
+        except OSError as exc:
+            named = None
+            problem = f'{pointer} is unreadable ({exc})'
+        else:
+            if not named:
+                problem = f'{pointer} is empty'
+            else:
+                why = readable_checkpoint(named)
+                if why is None:
+                    return named, None
+                problem = f'{named} (named by last_checkpoint) {why}'
+                folders.append(osp.dirname(named))
+    found = {p for d in folders for pat in ('iter_*.pth', 'epoch_*.pth')
+             for p in glob.glob(osp.join(d, pat))}
+    if not found and not osp.isfile(pointer):
+        return None, None  # a fresh work dir: nothing to say
+    for cand in sorted(found, key=_step_of, reverse=True):
+        if named is not None and osp.abspath(cand) == osp.abspath(named):
+            continue
+        if readable_checkpoint(cand) is None:
+            return cand, (f'auto-resume: {problem}; resuming from the '
+                          f'newest readable checkpoint {cand}')
+    return None, (f'auto-resume: {problem} and no readable checkpoint is in '
+                  f'{work_dir}; training starts from iteration 0')
+
+
 def _state_dict_of(path: str) -> Dict[str, torch.Tensor]:
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist')
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+        ckpt = load_weights_only(path)
     except Exception as exc:  # corrupt or not a torch file
         raise CheckpointMismatchError(
             f'cannot read checkpoint {path!r}: {exc}') from exc

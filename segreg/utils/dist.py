@@ -107,3 +107,23 @@ def all_gather_varlen(x, *extra, pad_value=0):
         dist.all_gather(parts, pad(t, v))
         out.append(torch.cat(parts).index_select(0, keep))
     return tuple(out)
+
+
+def teardown_process_group(barrier: bool = True) -> None:
+    """Wait for every rank (``barrier``), then destroy the process group.
+
+    Without this the interpreter exits with the group alive: its
+    communication threads are still running when the C++ objects are
+    destroyed, and a rank may die with "terminate called without an active
+    exception" (exit status 1) after training had finished. The tools call
+    it once their work is done; a no-op without a process group. On an error
+    path pass ``barrier=False``: the other ranks may never reach the barrier.
+    """
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if barrier:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()

@@ -188,6 +188,10 @@ def test_reduce_zero_label_value_table(chk):
 
 def test_unusable_config_or_folder(chk, tmp_path, capsys):
     assert chk.main([str(tmp_path / 'nope.py')]) == 2
-    rc, (rep, ) = _run(chk, tmp_path, [BASE_164K, '--data-root',
-                                       str(tmp_path / 'empty')])
-    assert rc == 1 and rep['errors'][0][0] == 'missing_folder'
+    missing = str(tmp_path / 'empty')
+    capsys.readouterr()
+    rc, (rep, ) = _run(chk, tmp_path, [BASE_164K, '--data-root', missing])
+    # the documented status for data that cannot be checked at all
+    assert rc == 2 and rep['errors'][0][0] == 'missing_folder'
+    err = capsys.readouterr().err
+    assert 'CANNOT CHECK' in err and missing in err and 'data/README.md' in err

@@ -28,7 +28,7 @@ def trained_2(tmp_path_factory, tools_on_path, demo_cfg_options):
 def test_training_writes_checkpoint_logs_and_tensorboard(trained_2):
     assert osp.isfile(osp.join(trained_2, 'iter_2.pth'))
     ckpt = torch.load(osp.join(trained_2, 'iter_2.pth'), map_location='cpu',
-                      weights_only=False)
+                      weights_only=True)
     assert ckpt['meta']['iter'] == 2
     assert 'optimizer' in ckpt and ckpt['optimizer']['state']
     scalars = glob.glob(osp.join(trained_2, '*', 'vis_data', 'scalars.json'))
@@ -47,7 +47,7 @@ def test_resume_restores_iteration_and_optimizer(trained_2, tools_on_path,
 
     import train
     saved = torch.load(osp.join(trained_2, 'iter_2.pth'), map_location='cpu',
-                       weights_only=False)
+                       weights_only=True)
     args = train.parse_args([DEMO_CONFIG, '--work-dir', trained_2, '--resume',
                              '--cfg-options', *demo_cfg_options(4, 2)])
     cfg = train.build_cfg(args)
@@ -71,7 +71,7 @@ def test_resume_restores_iteration_and_optimizer(trained_2, tools_on_path,
                  '--cfg-options', *demo_cfg_options(4, 2)])
     assert rc == 0
     ckpt = torch.load(osp.join(trained_2, 'iter_4.pth'), map_location='cpu',
-                      weights_only=False)
+                      weights_only=True)
     assert ckpt['meta']['iter'] == 4
 
 
@@ -102,3 +102,27 @@ def test_checkpoint_of_another_model_is_refused(trained_2, tmp_path,
     err = capsys.readouterr().err
     assert rc == 2
     assert 'iter_2.pth' in err and 'conv_seg' in err
+
+
+def test_auto_resume_skips_a_truncated_checkpoint_and_says_so(
+        tmp_path, tools_on_path, demo_cfg_options):
+    """A kill while iter_4.pth and last_checkpoint were written (simulated:
+    both truncated) costs two iterations, not the run."""
+    work = str(tmp_path / 'w')
+    assert _train([DEMO_CONFIG, '--work-dir', work, '--cfg-options',
+                   *demo_cfg_options(4, 2)]) == 0
+    with open(osp.join(work, 'iter_4.pth'), 'rb+') as f:
+        f.truncate(1000)
+    open(osp.join(work, 'last_checkpoint'), 'w').close()  # 0 bytes
+    assert _train([DEMO_CONFIG, '--work-dir', work, '--resume',
+                   '--cfg-options', *demo_cfg_options(6, 2)]) == 0
+    logs = sorted(glob.glob(osp.join(work, '*', '*.log')))
+    with open(logs[-1]) as f:
+        text = f.read()
+    notes = [ln for ln in text.splitlines() if 'auto-resume:' in ln]
+    assert len(notes) == 1, text[-3000:]
+    assert 'last_checkpoint is empty' in notes[0]
+    assert osp.join(work, 'iter_2.pth') in notes[0]
+    assert 'resumed epoch: 0, iter: 2' in text
+    ckpt = torch.load(osp.join(work, 'iter_6.pth'), weights_only=True)
+    assert ckpt['meta']['iter'] == 6

@@ -20,7 +20,9 @@ transform whose ``fill_mask`` defaults to a number, unless the config sets
 it; it moves every seg field together with the image (albumentations' masks
 use nearest-neighbour interpolation); it updates ``img_shape``; and it
 re-seeds the albumentations pipeline from NumPy's global generator at each
-call (the generator mmengine seeds per process and dataloader worker).
+call, which segreg's runner seeds per sample from (run seed, stream
+position, index) with ``SeededInfiniteSampler`` (docs/reliability.md), so
+its draws survive ``--resume`` and do not depend on ``num_workers``.
 """
 from __future__ import annotations
 
