@@ -10,7 +10,7 @@ Examples:
     python -m torch.distributed.run --nproc_per_node=4 tools/test.py \\
         CONFIG CKPT --out DIR --launcher pytorch
 
-    # also save predicted label PNGs and colour overlays
+    # also save predicted and ground-truth label PNGs and colour overlays
     python tools/test.py CONFIG CKPT --out DIR --save-preds
 
 Writes to DIR (see docs/evaluation.md):
@@ -19,7 +19,7 @@ Writes to DIR (see docs/evaluation.md):
     confusion.npy  (C, C) pixel counts, rows = ground truth, cols = prediction
     per_image.npz  per-image class counts, for bootstrap CIs (tools/compare.py)
     config.py      the config as evaluated
-    preds/, overlays/   with --save-preds
+    preds/, gt/, overlays/   with --save-preds
 and prints the tables. A class absent from both prediction and ground truth
 is excluded from every mean; a class predicted but absent from the ground
 truth scores 0 in every metric (mmseg's mFscore/mAcc drop it instead).
@@ -54,8 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--save-preds',
         action='store_true',
-        help='save predicted label PNGs to OUT/preds and colour overlays to '
-        'OUT/overlays')
+        help='save predicted label PNGs to OUT/preds (with OUT/preds/'
+        'index.json), the scored ground truth to OUT/gt and colour overlays '
+        'to OUT/overlays (the report\'s qualitative grid reads them)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -118,6 +119,7 @@ def build_cfg(args: argparse.Namespace, argv=None) -> Config:
         out_dir=out,
         pred_dir=osp.join(out, 'preds') if args.save_preds else None,
         overlay_dir=osp.join(out, 'overlays') if args.save_preds else None,
+        gt_dir=osp.join(out, 'gt') if args.save_preds else None,
         log_per_class=False,
         meta=dict(config=osp.abspath(args.config),
                   checkpoint=osp.abspath(args.checkpoint),

@@ -5,6 +5,7 @@
 * :mod:`.iou_metric` -- ``SegregIoUMetric``, registered in mmseg's METRICS.
 * :mod:`.metrics_file` -- the metrics.json / confusion.npy folder.
 * :mod:`.stats` -- t intervals, paired tests, image bootstrap.
+* :mod:`.predictions` -- saved label maps of ``tools/test.py --save-preds``.
 * :mod:`.report` -- the comparison report of ``tools/compare.py``
   (imported lazily: it needs matplotlib).
 """
