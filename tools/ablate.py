@@ -305,7 +305,7 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
              'set -euo pipefail']
     if mode in ('local', 'torchrun'):
         for job in jobs:
-            done = (f'{job.eval_dir}/preds/index.json' if job.save_preds
+            done = (f'{job.eval_dir}/preds_index.json' if job.save_preds
                     else f'{job.eval_dir}/metrics.json')
             ckpt = f'"$(cat {q(job.work_dir)}/last_checkpoint)"'
             if mode == 'local':
@@ -355,7 +355,7 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
               f'W={q(args.work_root)}/${{ARMS[$i]}}/seed${{SEEDS[$i]}}',
               'DONE="$W/eval/metrics.json"; SAVEPREDS=""',
               'if [ "${PREDS[$i]}" = 1 ]; then '
-              'DONE="$W/eval/preds/index.json"; SAVEPREDS="--save-preds"; fi',
+              'DONE="$W/eval/preds_index.json"; SAVEPREDS="--save-preds"; fi',
               '[ -f "$DONE" ] && { echo "done: $W"; exit 0; }',
               'RESUME=""; [ -f "$W/last_checkpoint" ] && RESUME="--resume"',
               'CFGOPT=(' + (' '.join(['--cfg-options'] + [q(o) for o in opts])

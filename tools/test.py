@@ -19,7 +19,7 @@ Writes to DIR (see docs/evaluation.md):
     confusion.npy  (C, C) pixel counts, rows = ground truth, cols = prediction
     per_image.npz  per-image class counts, for bootstrap CIs (tools/compare.py)
     config.py      the config as evaluated
-    preds/, gt/, overlays/   with --save-preds
+    preds/, gt/, overlays/, preds_index.json   with --save-preds
 and prints the tables. A class absent from both prediction and ground truth
 is excluded from every mean; a class predicted but absent from the ground
 truth scores 0 in every metric (mmseg's mFscore/mAcc drop it instead).
@@ -54,9 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--save-preds',
         action='store_true',
-        help='save predicted label PNGs to OUT/preds (with OUT/preds/'
-        'index.json), the scored ground truth to OUT/gt and colour overlays '
-        'to OUT/overlays (the report\'s qualitative grid reads them)')
+        help='save predicted label PNGs to OUT/preds, the scored ground '
+        'truth to OUT/gt, colour overlays to OUT/overlays and their index to '
+        'OUT/preds_index.json (the report\'s qualitative grid reads them)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',

@@ -92,7 +92,7 @@ class SegregIoUMetric(BaseMetric):
             prediction (dataset palette) as PNG.
         gt_dir: If given, save each ground truth as scored (after the
             dataset's label mapping, ``ignore_index`` kept) as PNG. With
-            ``pred_dir`` and ``out_dir``, ``out_dir/preds/index.json`` lists
+            ``pred_dir`` and ``out_dir``, ``out_dir/preds_index.json`` lists
             the images, classes and palette
             (:mod:`segreg.evaluation.predictions`), which the report's
             qualitative grid reads.

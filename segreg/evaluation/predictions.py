@@ -7,7 +7,7 @@ Layout inside the metrics folder ``DIR``::
     gt/<stem>.png        the ground truth as scored (after the dataset's
                          label mapping; ``ignore_index`` kept)
     overlays/<stem>.png  the image blended with the coloured prediction
-    preds/index.json     {"schema": "segreg.preds", "schema_version": 1,
+    preds_index.json     {"schema": "segreg.preds", "schema_version": 1,
                           "classes": [..], "palette": [[r, g, b], ..],
                           "ignore_index": 255,
                           "images": {"<name>": {"stem": .., "img_path": ..}}}
@@ -27,7 +27,7 @@ import numpy as np
 PREDS_DIR = 'preds'
 GT_DIR = 'gt'
 OVERLAYS_DIR = 'overlays'
-PREDS_INDEX_FILE = osp.join(PREDS_DIR, 'index.json')
+PREDS_INDEX_FILE = 'preds_index.json'
 PREDS_SCHEMA_VERSION = 1
 
 
@@ -49,7 +49,7 @@ def save_label_png(label: np.ndarray, path: str) -> None:
 def write_index(out_dir: str, classes: Sequence[str],
                 palette: Optional[Sequence[Sequence[int]]],
                 ignore_index: int, images: Dict[str, str]) -> str:
-    """Write ``preds/index.json``; ``images`` maps image name -> image path."""
+    """Write ``preds_index.json``; ``images`` maps image name -> image path."""
     pal = (np.asarray(palette, dtype=np.int64) if palette is not None and
            len(palette) >= len(classes) else default_palette(len(classes)))
     data = dict(schema='segreg.preds', schema_version=PREDS_SCHEMA_VERSION,
@@ -60,7 +60,7 @@ def write_index(out_dir: str, classes: Sequence[str],
                                    img_path=path)
                         for name, path in images.items()})
     path = osp.join(out_dir, PREDS_INDEX_FILE)
-    os.makedirs(osp.dirname(path), exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
     with open(path, 'w') as f:
         json.dump(data, f, indent=1)
     return path

@@ -5,7 +5,7 @@ leave behind: a work dir with ``<timestamp>/vis_data/scalars.json``, a config
 dump, ``last_checkpoint`` and ``eval/`` with metrics.json, confusion.npy and
 per_image.npz computed by the real segreg code from random label maps; with
 ``preds=True`` also what ``tools/test.py --save-preds`` adds (preds/, gt/,
-preds/index.json) and the input images they point to.
+preds_index.json) and the input images they point to.
 """
 from __future__ import annotations
 

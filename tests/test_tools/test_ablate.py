@@ -240,7 +240,7 @@ def test_print_commands_save_predictions_and_count_pixels(ablate, tmp_path,
     assert ablate.main(base + ['--print-commands', 'local']) == 0
     out = capsys.readouterr().out
     assert out.count('--save-preds') == 2
-    assert 'seed0/eval/preds/index.json' in out
+    assert 'seed0/eval/preds_index.json' in out
     assert out.rindex('check_dataset.py') < out.rindex('tools/compare.py')
 
 
