@@ -196,6 +196,8 @@ def test_report_has_grid_heatmaps_and_bins(report):
     for heading in ('## Qualitative comparison', '## Confusion'):
         assert heading in md, heading
     assert 'mIoU by class frequency' in md.split('## Summary per arm')[1]
+    assert '<strong>mIoU by class frequency.</strong>' in report.html
+    assert 'rare third (3)' in report.summary_table()
     names = {osp.basename(f) for f in report.figures}
     assert {'confusion_baseline.png', 'confusion_delta_dual.png'} <= names
     # 12 images: 2 gains + 2 losses of dual (or fewer if it never loses),

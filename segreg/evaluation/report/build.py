@@ -67,9 +67,21 @@ class ReportResult:
                          _pm(half), _ci(lo, hi),
                          _f(d.delta, sign=True) if d else '-',
                          _p(d.t_p) if d else '-'))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return '\n'.join('  '.join(c.ljust(w) for c, w in zip(r, widths))
-                         for r in rows)
+        table = _plain_table(rows)
+        if self.bins:
+            rows = [('mIoU by class frequency',) + tuple(
+                f'{n} ({len(c)})' for n, c in zip(BIN_NAMES,
+                                                   self.bin_classes))]
+            for name, b in self.bins.items():
+                rows.append((name, ) + tuple(_mean_pm(*t) for t in b.t))
+            table += '\n\n' + _plain_table(rows)
+        return table
+
+
+def _plain_table(rows) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return '\n'.join('  '.join(c.ljust(w) for c, w in zip(r, widths))
+                     for r in rows)
 
 
 @dataclass

@@ -189,9 +189,10 @@ def _html_grid(head, rows, notes, legends) -> str:
 
 
 def _inline(text: str) -> str:
-    """Escape, then render `code` spans."""
+    """Escape, then render `code` and **bold** spans."""
     out = html.escape(text)
-    return re.sub(r'`([^`]+)`', r'<code>\1</code>', out)
+    out = re.sub(r'`([^`]+)`', r'<code>\1</code>', out)
+    return re.sub(r'\*\*([^*]+)\*\*', r'<strong>\1</strong>', out)
 
 
 _CSS = """

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -221,7 +221,3 @@ def grid_runs(stats, baseline: str, notes: List[str]):
         else:
             pick[n] = rs[0]
     return pick
-
-
-def seed_label(run) -> Optional[str]:
-    return None if run.seed is None else f'seed {run.seed}'
