@@ -26,9 +26,13 @@ For each arm NAME=CONFIG and seed S it runs, in a fresh process each,
     python tools/test.py CONFIG <last checkpoint> --out ROOT/NAME/seedS/eval [--cfg-options ...]
 recording both commands in ROOT/NAME/seedS/ablate_run.json, and finishes with
 the report of tools/compare.py (baseline = the first arm unless --baseline).
+The evaluation of the first seed (--preds-seed) also saves the predicted
+label maps (tools/test.py --save-preds) for the report's qualitative grid,
+and tools/check_dataset.py counts the baseline's training pixels per class
+once (ROOT/train_class_pixels.json) for the report's frequency bins.
 
-Pairs already done (ROOT/NAME/seedS/eval/metrics.json present and readable)
-are skipped; a finished training without metrics is only evaluated; an
+Pairs already done (ROOT/NAME/seedS/eval/metrics.json present and readable,
+and the saved predictions for the --preds-seed) are skipped; a finished training without metrics is only evaluated; an
 interrupted training is resumed from its last checkpoint. --force redoes
 everything. A failing pair is reported and the others still run; the exit
 status is then 1. Each child's full output goes to train.log / test.log in
@@ -50,7 +54,16 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-RUN_RECORD_FILE = 'ablate_run.json'  # = segreg.evaluation.report
+#: Training pixels per class of the baseline's training split (the report's
+#: frequency bins), written once by tools/check_dataset.py into WORK_ROOT.
+CLASS_PIXELS_FILE = 'train_class_pixels.json'
+
+
+def _record_file() -> str:
+    # imported here, not at the top: --print-commands and --help stay free
+    # of the torch / mmseg import that `import segreg` does
+    from segreg.evaluation.report import RUN_RECORD_FILE
+    return RUN_RECORD_FILE
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,6 +76,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'unless --baseline says otherwise')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0],
                         help='training seeds (default: 0)')
+    parser.add_argument('--preds-seed', type=int, default=None,
+                        help='seed whose evaluation also saves the predicted '
+                        'label maps (tools/test.py --save-preds) for the '
+                        'report\'s qualitative grid (default: the first of '
+                        '--seeds; -1: none)')
     parser.add_argument('--work-root', default='work_dirs/ablation',
                         help='runs go to WORK_ROOT/NAME/seedS')
     parser.add_argument('--out', default=None,
@@ -110,6 +128,7 @@ class Job:
     seed: int
     work_dir: str
     state: str = 'train'  # done | test | resume | train
+    save_preds: bool = False
 
     @property
     def eval_dir(self) -> str:
@@ -117,7 +136,7 @@ class Job:
 
     @property
     def record_path(self) -> str:
-        return osp.join(self.work_dir, RUN_RECORD_FILE)
+        return osp.join(self.work_dir, _record_file())
 
 
 def parse_arms(specs: Sequence[str]) -> List[Tuple[str, str]]:
@@ -148,11 +167,17 @@ def _read_record(path: str) -> dict:
 
 
 def job_state(job: Job) -> str:
-    """done | test (trained, not evaluated) | resume | train."""
+    """done | test (trained, not evaluated) | resume | train.
+
+    A pair that saves predictions is done only once they are saved too.
+    """
     from segreg.evaluation.metrics_file import MetricsFileError, load_metrics
+    from segreg.evaluation.predictions import PREDS_INDEX_FILE
     try:
         load_metrics(job.eval_dir)
-        return 'done'
+        if not job.save_preds or osp.isfile(
+                osp.join(job.eval_dir, PREDS_INDEX_FILE)):
+            return 'done'
     except MetricsFileError:
         pass
     record = _read_record(job.record_path)
@@ -166,13 +191,20 @@ def job_state(job: Job) -> str:
 
 def plan(arms: Sequence[Tuple[str, str]], seeds: Sequence[int],
          work_root: str, force: bool = False,
-         check: bool = True) -> List[Job]:
-    """One job per arm x seed; ``check=False`` skips the state look-up."""
+         check: bool = True, preds_seed: Optional[int] = None) -> List[Job]:
+    """One job per arm x seed; ``check=False`` skips the state look-up.
+
+    ``preds_seed``: the seed whose evaluation saves predictions (None: the
+    first of ``seeds``; -1: none).
+    """
+    if preds_seed is None:
+        preds_seed = seeds[0] if seeds else -1
     jobs = []
     for name, config in arms:
         for seed in seeds:
             job = Job(name, config, seed,
-                      osp.join(work_root, name, f'seed{seed}'))
+                      osp.join(work_root, name, f'seed{seed}'),
+                      save_preds=seed == preds_seed)
             job.state = 'train' if force or not check else job_state(job)
             jobs.append(job)
     return jobs
@@ -199,6 +231,8 @@ def test_cmd(job: Job, checkpoint: str, cfg_options: Sequence[str],
              python: str = 'python') -> List[str]:
     cmd = [python, _script('test.py'), job.config, checkpoint, '--out',
            job.eval_dir]
+    if job.save_preds:
+        cmd.append('--save-preds')
     if cfg_options:
         cmd += ['--cfg-options', *cfg_options]
     return cmd
@@ -210,7 +244,43 @@ def compare_cmd(arms, work_root: str, out: str, baseline: str,
     for name, _ in arms:
         cmd += ['--run', f'{name}={osp.join(work_root, name, "seed*")}']
     return cmd + ['--baseline', baseline, '--out', out, '--bootstrap',
-                  str(bootstrap)]
+                  str(bootstrap), '--train-class-pixels',
+                  osp.join(work_root, CLASS_PIXELS_FILE)]
+
+
+def class_pixels_cmd(config: str, work_root: str,
+                     cfg_options: Sequence[str]) -> List[str]:
+    """tools/check_dataset.py on the training split, JSON into work_root."""
+    cmd = ['python', _script('check_dataset.py'), config, '--split', 'train',
+           '--fast', '--json', osp.join(work_root, CLASS_PIXELS_FILE)]
+    if cfg_options:
+        cmd += ['--cfg-options', *cfg_options]
+    return cmd
+
+
+def write_class_pixels(config: str, work_root: str,
+                       cfg_options: Sequence[str]) -> Optional[str]:
+    """Count the training pixels per class once (for the frequency bins).
+
+    Returns the JSON path, or None (the report then bins by the test set's
+    ground truth and says so) when tools/check_dataset.py fails.
+    """
+    path = osp.join(work_root, CLASS_PIXELS_FILE)
+    if osp.isfile(path):
+        return path
+    os.makedirs(work_root, exist_ok=True)
+    cmd = [sys.executable] + class_pixels_cmd(config, work_root,
+                                              cfg_options)[1:]
+    log = osp.join(work_root, 'check_dataset.log')
+    print(f'[ablate] counting training pixels per class (log: {log})',
+          flush=True)
+    with open(log, 'w') as f:
+        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
+    if rc not in (0, 1) or not osp.isfile(path):  # 1: problems found
+        print(f'[ablate] tools/check_dataset.py failed (exit {rc}, see '
+              f'{log}); frequency bins use the test set', file=sys.stderr)
+        return None
+    return path
 
 
 def _join(cmd: Sequence[str]) -> str:
@@ -225,12 +295,18 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
     generated = _join(['python', 'tools/ablate.py'] + list(sys.argv[1:]))
     report = _join(compare_cmd(arms, args.work_root, args.out, baseline,
                                args.bootstrap))
+    base_cfg = dict(arms)[baseline]
+    pixels = _join(class_pixels_cmd(base_cfg, args.work_root, opts))
+    # check_dataset exits 1 when it finds problems; the counts are written
+    pixels = (f'[ -f {q(osp.join(args.work_root, CLASS_PIXELS_FILE))} ] || '
+              f'{pixels} || true')
     lines = ['#!/usr/bin/env bash',
              f'# generated by: {generated}',
              'set -euo pipefail']
     if mode in ('local', 'torchrun'):
         for job in jobs:
-            done = f'{job.eval_dir}/metrics.json'
+            done = (f'{job.eval_dir}/preds_index.json' if job.save_preds
+                    else f'{job.eval_dir}/metrics.json')
             ckpt = f'"$(cat {q(job.work_dir)}/last_checkpoint)"'
             if mode == 'local':
                 tr = _join(train_cmd(job, opts, resume=False))
@@ -248,7 +324,8 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
             lines += [f'# {job.arm}, seed {job.seed}',
                       f'if [ ! -f {q(done)} ]; then',
                       f'  {tr}', f'  {te}', 'fi']
-        lines += ['# report', report]
+        lines += ['# training pixels per class (the report\'s frequency '
+                  'bins)', pixels, '# report', report]
         return '\n'.join(lines) + '\n'
     # slurm: one array task per arm x seed
     n = len(jobs)
@@ -258,7 +335,7 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
              f'# submit:  mkdir -p {q(args.work_root)} && '
              'jid=$(sbatch --parsable THIS_FILE)',
              '# report:  sbatch --dependency=afterany:$jid --wrap ' +
-             q(report),
+             q(pixels + '; ' + report),
              '#SBATCH --job-name=segreg-ablate',
              f'#SBATCH --array=0-{n - 1}',
              '#SBATCH --nodes=1',
@@ -272,9 +349,14 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
               'ARMS=(' + ' '.join(q(j.arm) for j in jobs) + ')',
               'CONFIGS=(' + ' '.join(q(j.config) for j in jobs) + ')',
               'SEEDS=(' + ' '.join(str(j.seed) for j in jobs) + ')',
+              'PREDS=(' + ' '.join(str(int(j.save_preds)) for j in jobs) +
+              ')',
               'i=$SLURM_ARRAY_TASK_ID',
               f'W={q(args.work_root)}/${{ARMS[$i]}}/seed${{SEEDS[$i]}}',
-              '[ -f "$W/eval/metrics.json" ] && { echo "done: $W"; exit 0; }',
+              'DONE="$W/eval/metrics.json"; SAVEPREDS=""',
+              'if [ "${PREDS[$i]}" = 1 ]; then '
+              'DONE="$W/eval/preds_index.json"; SAVEPREDS="--save-preds"; fi',
+              '[ -f "$DONE" ] && { echo "done: $W"; exit 0; }',
               'RESUME=""; [ -f "$W/last_checkpoint" ] && RESUME="--resume"',
               'CFGOPT=(' + (' '.join(['--cfg-options'] + [q(o) for o in opts])
                             if opts else '') + ')',
@@ -282,7 +364,7 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
               '--work-dir "$W" --seed "${SEEDS[$i]}" $RESUME '
               '--launcher slurm ${CFGOPT[@]+"${CFGOPT[@]}"}',
               f'srun python -u {_script("test.py")} "${{CONFIGS[$i]}}" '
-              '"$(cat "$W/last_checkpoint")" --out "$W/eval" '
+              '"$(cat "$W/last_checkpoint")" --out "$W/eval" $SAVEPREDS '
               '--launcher slurm ${CFGOPT[@]+"${CFGOPT[@]}"}']
     return '\n'.join(lines) + '\n'
 
@@ -427,11 +509,13 @@ def main(argv=None) -> int:
         return 2
     if args.print_commands:
         # no segreg import here: mmseg prints to stdout when imported
-        jobs = plan(arms, args.seeds, args.work_root, check=False)
+        jobs = plan(arms, args.seeds, args.work_root, check=False,
+                    preds_seed=args.preds_seed)
         sys.stdout.write(print_commands(args.print_commands, jobs, args,
                                         arms, baseline))
         return 0
-    jobs = plan(arms, args.seeds, args.work_root, args.force)
+    jobs = plan(arms, args.seeds, args.work_root, args.force,
+                preds_seed=args.preds_seed)
     todo = [j for j in jobs if j.state != 'done']
     print(f'[ablate] {len(jobs)} runs ({len(arms)} arms x {len(args.seeds)} '
           f'seeds) in {args.work_root}: {len(jobs) - len(todo)} done, '
@@ -456,11 +540,14 @@ def main(argv=None) -> int:
         print(f'[ablate] runs finished in {time.time() - t0:.0f} s')
     from segreg.evaluation.report import ReportError, build_report
     specs = [(j.arm, j.work_dir) for j in jobs]
+    pixels = write_class_pixels(dict(arms)[baseline], args.work_root,
+                                args.cfg_options)
     print('[ablate] report: ' + _join(compare_cmd(
         arms, args.work_root, args.out, baseline, args.bootstrap)))
     try:
         res = build_report(specs, args.out, baseline=baseline,
-                           bootstrap=args.bootstrap)
+                           bootstrap=args.bootstrap,
+                           train_class_pixels=pixels)
     except ReportError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1

@@ -19,7 +19,9 @@ checkpoint path recorded in metrics.json). Quote globs so that this script,
 not the shell, expands them.
 
 Writes OUT/report.md, OUT/report.html (self-contained, opens offline),
-OUT/figures/*.png, OUT/configs/*.py and OUT/summary.json. Runs that cannot be
+OUT/figures/*.png (and figures/grid/*.png, the tiles of the qualitative grid
+drawn from predictions saved by `tools/test.py --save-preds`),
+OUT/configs/*.py and OUT/summary.json. Runs that cannot be
 used (missing metrics, older metrics schema, other class list...) and missing
 pieces (training log, per-image counts, a single seed) are listed in the
 report's "Left out" section and on stderr; the report is still written.
@@ -61,6 +63,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='confidence level of the intervals')
     parser.add_argument('--title', default='segreg: with vs without the '
                         'regularizer', help='report title')
+    parser.add_argument(
+        '--train-class-pixels',
+        metavar='JSON',
+        help='training pixels per class for the frequency bins: the output '
+        'of `tools/check_dataset.py CONFIG --split train --json JSON` (or '
+        '{class: pixels}); default: the test set\'s ground truth')
+    parser.add_argument('--max-grid-images', type=int, default=12,
+                        help='cap on the images of the qualitative grid '
+                        '(default 12)')
     return parser.parse_args(argv)
 
 
@@ -86,7 +97,9 @@ def main(argv=None) -> int:
     try:
         res = build_report(specs, args.out, baseline=args.baseline,
                            bootstrap=args.bootstrap, seed=args.seed,
-                           level=args.level, title=args.title)
+                           level=args.level, title=args.title,
+                           train_class_pixels=args.train_class_pixels,
+                           max_grid_images=args.max_grid_images)
     except ReportError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2

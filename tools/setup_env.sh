@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create the project virtual environment (.venv) if it is missing and install
-# segreg with its pinned dependencies into it. Re-running is cheap: nothing is
-# reinstalled unless pyproject.toml changed. Used by run_demo.sh and
+# segreg with the exact tested versions of constraints.txt into it (the
+# OpenMMLab fork stack, extra [onedl], and the test tools, extra [dev]).
+# Re-running is cheap (a hash, no pip call): nothing is reinstalled unless
+# pyproject.toml or constraints.txt changed. Used by run_demo.sh and
 # run_tests.sh; source-able settings:
 #   PYTHON=python3.11   interpreter that creates the venv (3.10-3.12)
 #   SEGREG_VENV=path    where the venv lives (default: <repo>/.venv)
@@ -20,14 +22,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 STAMP="$VENV/.segreg-installed"
-WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
-  echo "[setup] installing torch 2.14.1 + torchvision 0.29.1 (about a minute)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    torch==2.14.1 torchvision==0.29.1 2>&1 | grep -v "is ignored" || true
+  PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check
+       -c "$ROOT/constraints.txt")
+  echo "[setup] installing torch + torchvision (constraints.txt; about a minute)"
+  "${PIP[@]}" torch torchvision 2>&1 | grep -v "is ignored" || true
   echo "[setup] installing segreg and the MMSegmentation stack (about a minute)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -e "$ROOT[dev]" 2>&1 | grep -v "is ignored" || true
+  "${PIP[@]}" -e "$ROOT[dev,onedl]" 2>&1 | grep -v "is ignored" || true
   "$VENV/bin/python" -c 'import segreg, mmseg.models' >/dev/null 2>&1 || {
     echo "error: installation failed: 'import segreg' does not work in $VENV" >&2
     "$VENV/bin/python" -c 'import segreg, mmseg.models' || true

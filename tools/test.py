@@ -10,7 +10,7 @@ Examples:
     python -m torch.distributed.run --nproc_per_node=4 tools/test.py \\
         CONFIG CKPT --out DIR --launcher pytorch
 
-    # also save predicted label PNGs and colour overlays
+    # also save predicted and ground-truth label PNGs and colour overlays
     python tools/test.py CONFIG CKPT --out DIR --save-preds
 
 Writes to DIR (see docs/evaluation.md):
@@ -23,7 +23,7 @@ Writes to DIR (see docs/evaluation.md):
                    P@R, R@P, ROC-AUC of those classes from the softmax scores,
                    segreg.evaluation.rate_metrics)
     config.py      the config as evaluated
-    preds/, overlays/   with --save-preds
+    preds/, gt/, overlays/, preds_index.json   with --save-preds
 and prints the tables. A class absent from both prediction and ground truth
 is excluded from every mean; a class predicted but absent from the ground
 truth scores 0 in every metric (mmseg's mFscore/mAcc drop it instead).
@@ -58,8 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--save-preds',
         action='store_true',
-        help='save predicted label PNGs to OUT/preds and colour overlays to '
-        'OUT/overlays')
+        help='save predicted label PNGs to OUT/preds, the scored ground '
+        'truth to OUT/gt, colour overlays to OUT/overlays and their index to '
+        'OUT/preds_index.json (the report\'s qualitative grid reads them)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -122,6 +123,7 @@ def build_cfg(args: argparse.Namespace, argv=None) -> Config:
         out_dir=out,
         pred_dir=osp.join(out, 'preds') if args.save_preds else None,
         overlay_dir=osp.join(out, 'overlays') if args.save_preds else None,
+        gt_dir=osp.join(out, 'gt') if args.save_preds else None,
         log_per_class=False,
         meta=dict(config=osp.abspath(args.config),
                   checkpoint=osp.abspath(args.checkpoint),

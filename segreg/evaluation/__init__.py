@@ -6,6 +6,7 @@
 * :mod:`.metrics_file` -- the metrics.json / confusion.npy folder.
 * :mod:`.rate_metrics` -- P@R, R@P, ROC-AUC of target classes (``SegregRateMetric``).
 * :mod:`.stats` -- t intervals, paired tests, image bootstrap.
+* :mod:`.predictions` -- saved label maps of ``tools/test.py --save-preds``.
 * :mod:`.report` -- the comparison report of ``tools/compare.py``
   (imported lazily: it needs matplotlib).
 """

@@ -36,6 +36,7 @@ from mmseg.registry import METRICS
 from .metrics_file import (build_metrics_dict, format_table,
                            write_metrics_folder)
 from .per_image import PerImageStats
+from .predictions import default_palette, save_label_png, write_index
 
 
 def sparse_confusion(pred: torch.Tensor, gt: torch.Tensor, num_classes: int,
@@ -89,6 +90,12 @@ class SegregIoUMetric(BaseMetric):
             or 16-bit when there are more than 256 classes).
         overlay_dir: If given, save the image blended with the colour-coded
             prediction (dataset palette) as PNG.
+        gt_dir: If given, save each ground truth as scored (after the
+            dataset's label mapping, ``ignore_index`` kept) as PNG. With
+            ``pred_dir`` and ``out_dir``, ``out_dir/preds_index.json`` lists
+            the images, classes and palette
+            (:mod:`segreg.evaluation.predictions`), which the report's
+            qualitative grid reads.
         meta: Extra keys for metrics.json (config, checkpoint, command).
         log_per_class: Log the per-class table (tools/test.py prints it
             itself at the end).
@@ -106,6 +113,7 @@ class SegregIoUMetric(BaseMetric):
                  out_dir: Optional[str] = None,
                  pred_dir: Optional[str] = None,
                  overlay_dir: Optional[str] = None,
+                 gt_dir: Optional[str] = None,
                  meta: Optional[Dict[str, Any]] = None,
                  log_per_class: bool = True,
                  collect_device: str = 'cpu',
@@ -118,6 +126,7 @@ class SegregIoUMetric(BaseMetric):
         self.out_dir = out_dir
         self.pred_dir = pred_dir
         self.overlay_dir = overlay_dir
+        self.gt_dir = gt_dir
         self.meta = dict(meta or {})
         self.log_per_class = log_per_class
         #: Set by compute_metrics on the main process, for callers.
@@ -136,23 +145,25 @@ class SegregIoUMetric(BaseMetric):
             path = sample.get('img_path') or ''
             name = osp.basename(path) if path else \
                 f'image_{len(self.results)}'
-            self.results.append((name, cells, counts))
+            # the image path travels with the counts so that rank 0 can
+            # write the predictions index after collect_results
+            self.results.append((name, cells, counts, path))
             if self.pred_dir or self.overlay_dir:
                 self._save_prediction(pred.cpu().numpy(), path, name)
+            if self.gt_dir:
+                save_label_png(gt.cpu().numpy(), osp.join(
+                    self.gt_dir, osp.splitext(name)[0] + '.png'))
 
     def _save_prediction(self, pred: np.ndarray, img_path: str,
                          name: str) -> None:
         from PIL import Image
         stem = osp.splitext(name)[0]
         if self.pred_dir:
-            os.makedirs(self.pred_dir, exist_ok=True)
-            dtype = np.uint8 if pred.max(initial=0) < 256 else np.uint16
-            Image.fromarray(pred.astype(dtype)).save(
-                osp.join(self.pred_dir, stem + '.png'))
+            save_label_png(pred, osp.join(self.pred_dir, stem + '.png'))
         if self.overlay_dir:
             os.makedirs(self.overlay_dir, exist_ok=True)
             palette = np.asarray(self.dataset_meta.get('palette') or
-                                 _default_palette(
+                                 default_palette(
                                      len(self.dataset_meta['classes'])),
                                  dtype=np.float32)
             color = palette[np.clip(pred, 0, len(palette) - 1)]
@@ -188,6 +199,10 @@ class SegregIoUMetric(BaseMetric):
             metrics = build_metrics_dict(conf, classes, len(names),
                                          self.ignore_index, self.beta,
                                          self.meta)
+        if self.out_dir and self.pred_dir:
+            write_index(self.out_dir, classes,
+                        self.dataset_meta.get('palette'), self.ignore_index,
+                        {r[0]: (r[3] if len(r) > 3 else '') for r in results})
         self.last_metrics, self.last_confusion = metrics, conf
         self.last_per_image = per_image
         if self.log_per_class:
@@ -197,8 +212,3 @@ class SegregIoUMetric(BaseMetric):
         from .functional import SUMMARY_METRICS
         return {k: (float('nan') if metrics[k] is None else metrics[k])
                 for k in SUMMARY_METRICS}
-
-
-def _default_palette(n: int) -> np.ndarray:
-    rng = np.random.RandomState(0)
-    return rng.randint(0, 256, size=(n, 3))

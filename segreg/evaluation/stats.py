@@ -23,7 +23,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .functional import SUMMARY_METRICS, summary_from_counts
+from .functional import SUMMARY_METRICS, class_scores, summary_from_counts
 from .per_image import PerImageStats
 
 
@@ -117,6 +117,48 @@ def bootstrap_runs(runs: Sequence[PerImageStats], weights: np.ndarray,
     for k in SUMMARY_METRICS:
         out[k] /= max(len(runs), 1)
     return out
+
+
+def bootstrap_group_means(runs: Sequence[PerImageStats], weights: np.ndarray,
+                          groups: Sequence[np.ndarray], metric: str = 'IoU',
+                          beta: float = 1.0, chunk: int = 250) -> np.ndarray:
+    """Mean class score of class groups on resampled test sets.
+
+    For each resample the per-class counts of every run are recomputed as in
+    :func:`bootstrap_runs`, the per-class ``metric`` follows the class rule
+    (classes absent from prediction and ground truth are NaN and left out),
+    and each group's value is the mean over its scored classes, averaged
+    over ``runs``.
+
+    Args:
+        runs: Per-image stats of the seeds of one arm (same image order as
+            the columns of ``weights``).
+        weights: ``(B, N)`` image multiplicities.
+        groups: Class index arrays (e.g. the frequency thirds).
+        metric: A per-class metric of ``functional.class_scores``.
+        beta: F-score beta.
+        chunk: Replicates per matrix product.
+
+    Returns:
+        ``(G, B)`` array, fractions in [0, 1] (NaN where a group has no
+        scored class).
+    """
+    B = weights.shape[0]
+    total = np.zeros((len(groups), B))
+    for run in runs:
+        mats = [run.sparse_rows(k) for k in
+                ('intersect', 'gt_area', 'pred_area')]
+        for start in range(0, B, chunk):
+            w = weights[start:start + chunk]
+            tp, gt, pred = (np.asarray((m.T @ w.T).T) for m in mats)
+            score = class_scores(tp, gt, pred, beta)[metric]
+            for j, g in enumerate(groups):
+                x = score[:, np.asarray(g, dtype=np.int64)]
+                n = np.sum(~np.isnan(x), axis=1)
+                total[j, start:start + chunk] += np.divide(
+                    np.nansum(x, axis=1), n, out=np.full(len(x), np.nan),
+                    where=n > 0)
+    return total / max(len(runs), 1)
 
 
 def percentile_interval(samples: np.ndarray, level: float = 0.95

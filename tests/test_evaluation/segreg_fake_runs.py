@@ -3,7 +3,9 @@
 ``make_fake_run(folder, ...)`` writes what tools/train.py + tools/test.py
 leave behind: a work dir with ``<timestamp>/vis_data/scalars.json``, a config
 dump, ``last_checkpoint`` and ``eval/`` with metrics.json, confusion.npy and
-per_image.npz computed by the real segreg code from random label maps.
+per_image.npz computed by the real segreg code from random label maps; with
+``preds=True`` also what ``tools/test.py --save-preds`` adds (preds/, gt/,
+preds_index.json) and the input images they point to.
 """
 from __future__ import annotations
 
@@ -17,8 +19,12 @@ import numpy as np
 from segreg.evaluation.functional import confusion_matrix
 from segreg.evaluation.metrics_file import write_metrics_folder
 from segreg.evaluation.per_image import PerImageStats
+from segreg.evaluation.predictions import (GT_DIR, PREDS_DIR, save_label_png,
+                                           write_index)
 
 CLASSES = ('sky', 'grass', 'sea', 'person', 'car', 'bird', 'kite')
+PALETTE = [(70, 130, 180), (0, 160, 0), (0, 0, 200), (220, 20, 60),
+           (0, 0, 142), (250, 170, 30), (255, 0, 255)]
 
 
 def fake_predictions(num_images: int, num_classes: int, quality: float,
@@ -32,6 +38,9 @@ def fake_predictions(num_images: int, num_classes: int, quality: float,
     """
     grng = np.random.default_rng(1234)
     probs = np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04, 0.0])[:num_classes]
+    if num_classes > len(probs):  # many classes: geometric, last one absent
+        probs = 0.9 ** np.arange(num_classes)
+        probs[-1] = 0.0
     probs = probs / probs.sum()
     gt = grng.choice(num_classes, size=(num_images, size, size), p=probs)
     gt[:, 0, :3] = 255  # a few ignored pixels
@@ -46,10 +55,17 @@ def make_fake_run(folder: str, seed: int, quality: float,
                   classes: Sequence[str] = CLASSES, num_images: int = 12,
                   scalars: bool = True, dual: bool = False,
                   schema_version: Optional[int] = 1,
-                  with_per_image: bool = True, record: bool = True) -> str:
-    """Write a fake work dir at ``folder``; returns ``folder``."""
+                  with_per_image: bool = True, record: bool = True,
+                  preds: bool = False, edit=None) -> str:
+    """Write a fake work dir at ``folder``; returns ``folder``.
+
+    ``edit(gt, pred) -> pred`` changes the predictions before anything is
+    counted (constructed cases); ``preds`` saves the label maps.
+    """
     C = len(classes)
     gt, pred = fake_predictions(num_images, C, quality, seed)
+    if edit is not None:
+        pred = edit(gt, pred)
     names = [f'img_{i:03d}.jpg' for i in range(num_images)]
     cells, counts = [], []
     for g, p in zip(gt, pred):
@@ -66,6 +82,23 @@ def make_fake_run(folder: str, seed: int, quality: float,
         None, classes,
         meta=dict(config='configs/fake.py', checkpoint=osp.abspath(ckpt),
                   command=f'python tools/test.py configs/fake.py {ckpt}'))
+    if preds:
+        from PIL import Image
+        img_dir = osp.join(osp.dirname(osp.abspath(folder)), 'images')
+        os.makedirs(img_dir, exist_ok=True)
+        pal = np.array(PALETTE * (C // len(PALETTE) + 1), np.uint8)[:C]
+        paths = {}
+        for name, g, p in zip(names, gt, pred):
+            stem = osp.splitext(name)[0]
+            save_label_png(p, osp.join(folder, 'eval', PREDS_DIR,
+                                       stem + '.png'))
+            save_label_png(g, osp.join(folder, 'eval', GT_DIR,
+                                       stem + '.png'))
+            paths[name] = osp.join(img_dir, stem + '.png')
+            if not osp.isfile(paths[name]):
+                img = pal[np.clip(g, 0, C - 1)] // 2 + 60
+                Image.fromarray(img.astype(np.uint8)).save(paths[name])
+        write_index(osp.join(folder, 'eval'), classes, pal, 255, paths)
     if not with_per_image:
         p = osp.join(folder, 'eval', 'per_image.npz')
         if osp.exists(p):

@@ -13,6 +13,8 @@ mFscore/mAcc, which the last tests demonstrate.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -229,3 +231,35 @@ def test_mmseg_class_means_are_never_below_segreg(seed):
     for k in ('mAcc', 'mFscore', 'mPrecision', 'mRecall'):
         assert mm[k] >= ours[k] - 0.006, k
     assert mm['mIoU'] == pytest.approx(ours['mIoU'], abs=0.006)
+
+
+def test_saved_predictions_round_trip_through_the_index(tmp_path):
+    """pred_dir + gt_dir + out_dir: label PNGs equal the maps scored (255
+    kept in the ground truth), the index names every image with its path
+    and the dataset palette; PredictionIndex reads them back."""
+    from segreg.evaluation.predictions import PredictionIndex
+    C = 8
+    pred, gt = _tricky_maps(5, C, n=4)
+    metric = SegregIoUMetric(out_dir=str(tmp_path),
+                             pred_dir=str(tmp_path / 'preds'),
+                             gt_dir=str(tmp_path / 'gt'))
+    palette = [[10 * i, 255 - 10 * i, 3 * i] for i in range(C)]
+    metric.dataset_meta = dict(classes=[f'c{i}' for i in range(C)],
+                               palette=palette)
+    metric.process({}, _samples(pred, gt))
+    metric.compute_metrics(metric.results)
+    assert sorted(os.listdir(tmp_path / 'preds')) == \
+        [f'img_{i}.png' for i in range(4)]
+    idx = PredictionIndex.load(str(tmp_path))
+    assert sorted(idx.images) == [f'img_{i}.jpg' for i in range(4)]
+    assert idx.images['img_2.jpg']['img_path'] == '/data/img_2.jpg'
+    assert idx.palette.tolist() == palette and idx.ignore_index == 255
+    for i in range(4):
+        np.testing.assert_array_equal(idx.pred(f'img_{i}.jpg'), pred[i])
+        np.testing.assert_array_equal(idx.gt(f'img_{i}.jpg'), gt[i])
+    assert idx.image('img_0.jpg') is None  # /data/img_0.jpg does not exist
+    rgb = idx.colorize(gt[0])
+    ys, xs = np.nonzero(gt[0] == 255)
+    assert ys.size and (rgb[ys, xs] == 0).all()
+    ys, xs = np.nonzero(gt[0] == 3)
+    assert (rgb[ys, xs] == palette[3]).all()

@@ -17,8 +17,11 @@ from segreg_fake_runs import make_fake_run  # noqa: E402
 
 
 @pytest.fixture
-def ablate(tools_on_path):
+def ablate(tools_on_path, monkeypatch):
     import ablate
+    # counting training pixels runs tools/check_dataset.py on real data;
+    # the tests below use fake runs (test_class_pixels_* tests it)
+    monkeypatch.setattr(ablate, 'write_class_pixels', lambda *a: None)
     return ablate
 
 
@@ -28,7 +31,7 @@ def _arms():
 
 def _prepare(root):
     """baseline seed0 evaluated; seed1 trained only; reg seed0 interrupted."""
-    make_fake_run(str(root / 'baseline' / 'seed0'), 0, 0.5)
+    make_fake_run(str(root / 'baseline' / 'seed0'), 0, 0.5, preds=True)
     w = root / 'baseline' / 'seed1'
     w.mkdir(parents=True)
     (w / 'last_checkpoint').write_text(str(w / 'iter_8.pth'))
@@ -69,7 +72,7 @@ def test_main_skips_done_pairs_and_builds_the_report(ablate, tmp_path,
     def fake_run_job(job, args, index, total):
         calls.append((job.arm, job.seed, job.state))
         make_fake_run(job.work_dir, job.seed, 0.5 if job.arm == 'baseline'
-                      else 0.7)
+                      else 0.7, preds=job.save_preds)
         return True
 
     monkeypatch.setattr(ablate, 'run_job', fake_run_job)
@@ -85,11 +88,13 @@ def test_main_skips_done_pairs_and_builds_the_report(ablate, tmp_path,
     assert ablate.main(argv) == 0  # everything done now: nothing reruns
     assert calls == []
     assert '4 done, 0 to run' in capsys.readouterr().out
+    md = open(tmp_path / 'report' / 'report.md').read()
+    assert '## Qualitative comparison' in md  # seed 0 saved predictions
 
 
 def test_failed_pair_gives_exit_1_and_the_report_still_builds(
         ablate, tmp_path, monkeypatch, capsys):
-    make_fake_run(str(tmp_path / 'baseline' / 'seed0'), 0, 0.5)
+    make_fake_run(str(tmp_path / 'baseline' / 'seed0'), 0, 0.5, preds=True)
     monkeypatch.setattr(ablate, 'run_job', lambda *a: False)
     rc = ablate.main(['--arms', *_arms(), '--seeds', '0', '--work-root',
                       str(tmp_path), '--bootstrap', '0'])
@@ -203,3 +208,63 @@ def test_parallel_jobs_run_every_pair_once_with_prefixed_progress(
     assert ablate._child_threads(1) is None
     with pytest.raises(SystemExit):
         ablate.parse_args(['--arms', 'a=b', '--jobs', '0'])
+
+
+def test_first_seed_saves_predictions(ablate, tmp_path):
+    """--save-preds for the preds seed only; such a pair is done only when
+    its predictions exist, otherwise it is re-evaluated (not retrained)."""
+    arms = ablate.parse_arms(_arms())
+    jobs = ablate.plan(arms, [3, 1], str(tmp_path))
+    assert [(j.seed, j.save_preds) for j in jobs] == [(3, True), (1, False)] * 2
+    cmds = {(j.arm, j.seed): ablate.test_cmd(j, 'ck.pth', []) for j in jobs}
+    assert '--save-preds' in cmds[('reg', 3)]
+    assert '--save-preds' not in cmds[('reg', 1)]
+    assert not any(j.save_preds for j in ablate.plan(arms, [3, 1], str(
+        tmp_path), preds_seed=-1))
+    make_fake_run(str(tmp_path / 'baseline' / 'seed3'), 3, 0.5)  # no preds
+    make_fake_run(str(tmp_path / 'baseline' / 'seed1'), 1, 0.5)
+    states = {(j.arm, j.seed): j.state for j in ablate.plan(
+        arms, [3, 1], str(tmp_path))}
+    assert states[('baseline', 3)] == 'test'
+    assert states[('baseline', 1)] == 'done'
+
+
+def test_print_commands_save_predictions_and_count_pixels(ablate, tmp_path,
+                                                           capsys):
+    base = ['--arms', *_arms(), '--seeds', '0', '1', '--work-root',
+            str(tmp_path)]
+    assert ablate.main(base + ['--print-commands', 'slurm']) == 0
+    out = capsys.readouterr().out
+    assert 'PREDS=(1 0 1 0)' in out and '$SAVEPREDS' in out
+    assert 'check_dataset.py' in out and '--train-class-pixels' in out
+    assert ablate.main(base + ['--print-commands', 'local']) == 0
+    out = capsys.readouterr().out
+    assert out.count('--save-preds') == 2
+    assert 'seed0/eval/preds_index.json' in out
+    assert out.rindex('check_dataset.py') < out.rindex('tools/compare.py')
+
+
+def test_class_pixels_written_once_and_failure_is_not_fatal(
+        tools_on_path, tmp_path, monkeypatch, capsys):
+    import ablate
+    calls = []
+
+    def fake_call(cmd, stdout=None, stderr=None):
+        calls.append(cmd)
+        out = cmd[cmd.index('--json') + 1]
+        with open(out, 'w') as f:
+            json.dump({'reports': []}, f)
+        return 0
+
+    monkeypatch.setattr(ablate.subprocess, 'call', fake_call)
+    path = ablate.write_class_pixels(DEMO_CONFIG, str(tmp_path), ['a=1'])
+    assert path == str(tmp_path / 'train_class_pixels.json')
+    assert calls[0][1].endswith('check_dataset.py')
+    assert calls[0][3:6] == ['--split', 'train', '--fast']
+    assert calls[0][-2:] == ['--cfg-options', 'a=1']
+    assert ablate.write_class_pixels(DEMO_CONFIG, str(tmp_path), []) == path
+    assert len(calls) == 1  # cached
+    monkeypatch.setattr(ablate.subprocess, 'call', lambda *a, **k: 2)
+    assert ablate.write_class_pixels(DEMO_CONFIG, str(tmp_path / 'x'),
+                                     []) is None
+    assert 'frequency bins use the test set' in capsys.readouterr().err
