@@ -25,3 +25,5 @@ __all__ += [  # dual-projected metric regularizer ops
     'RateLagrangian'
 ]
 __all__ += ['nystrom_attention', 'iterative_pinv', 'segment_means']
+from .soft_jaccard import jaccard_metric_loss, soft_counts, soft_dice_loss  # noqa: F401,E402
+__all__ += ['soft_counts', 'jaccard_metric_loss', 'soft_dice_loss']
