@@ -3,7 +3,11 @@
 
 --kind scenes (default) is the embedded demo of the README; --kind aerial is
 the second, differently made set used by the regularizer experiments (write
-it to data/demo_aerial, which configs/_base_/datasets/demo_aerial.py reads).
+it to data/demo_aerial, which configs/_base_/datasets/demo_aerial.py reads);
+--kind collage is the realistic benchmark: real photographs and object
+cut-outs shipped with scikit-image (data/demo_collage, read by
+configs/_base_/datasets/collage.py; sources and licences in
+segreg/datasets/collage_data.py and docs/experiments.md).
 
 The data are a deterministic function of the seed and the counts, so every
 machine gets the same files; running it twice does nothing the second time.
@@ -24,20 +28,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', default=None,
                         help='output root (default: data/demo for scenes, '
                         'data/demo_aerial for aerial)')
-    parser.add_argument('--num-train', type=int, default=300)
-    parser.add_argument('--num-val', type=int, default=100)
+    parser.add_argument('--num-train', type=int, default=None,
+                        help='default: 600 for collage, 300 otherwise')
+    parser.add_argument('--num-val', type=int, default=None,
+                        help='default: 200 for collage, 100 otherwise')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--size', type=int, nargs=2, default=None,
                         metavar=('H', 'W'),
                         help='image size (default: 128 128 for scenes, '
-                        '96 96 for aerial)')
+                        '96 96 for aerial and collage)')
     parser.add_argument('--overwrite', action='store_true',
                         help='rewrite files even if the folder is up to date')
     return parser.parse_args(argv)
 
 
+#: kind -> default (train, val) image counts
+_COUNTS = {'collage': (600, 200)}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    n_train, n_val = _COUNTS.get(args.kind, (300, 100))
+    args.num_train = n_train if args.num_train is None else args.num_train
+    args.num_val = n_val if args.num_val is None else args.num_val
     out = args.out or ('data/demo' if args.kind == 'scenes' else
                        f'data/demo_{args.kind}')
     meta = generate_demo_dataset(

@@ -10,15 +10,20 @@ arm (CE) with its CI and p-value, an image-bootstrap interval, and per-class
 IoU sorted rarest class first (report.md / report.html in the report folder).
 Finished pairs are skipped and interrupted ones resumed, as with ablate.
 
-Datasets (``tools/make_demo_data.py`` makes both; a missing one is generated
+Datasets (``tools/make_demo_data.py`` makes them; a missing one is generated
 before the first run; see data/README.md):
-  demo    12 classes, scenes with 8 small "thing" classes (96x96)
-  aerial  10 classes, a differently made generator: Voronoi land cover,
-          thin roads and rivers, tiny objects (80x80)
+  collage  the realistic benchmark: 12 classes of real photographs and real
+           object cut-outs shipped with scikit-image, 4 of them under 1% of
+           the pixels (80x80 crops, 2000 iterations; configs/realistic/)
+  demo     12 classes, scenes with 8 small "thing" classes (96x96)
+  aerial   10 classes, a differently made generator: Voronoi land cover,
+           thin roads and rivers, tiny objects (80x80)
 
-Arms: ``ce``, ``dual_iou``, ``lovasz`` on both datasets; on the demo also
-``dual_fbeta``, ``smeasure``, ``dice``; and every variant config under
-``configs/demo/variants/`` as ``dual_iou_<variant>`` (``--list-arms``).
+Arms: ``ce``, ``dual_iou``, ``lovasz`` on every dataset; on the demo also
+``dual_fbeta``, ``smeasure``, ``dice`` (mmseg's); on collage also ``jml``
+(Jaccard metric loss), ``jml_mix`` (0.25 CE + 0.75 JML) and ``dice`` (masked
+Dice); and every variant config under ``configs/demo/variants/`` as
+``dual_iou_<variant>`` on demo and aerial (``--list-arms``).
 Anything else (``--seeds``, ``--jobs``, ``--dry-run``, ``--print-commands``,
 ``--gpus``, ``--cfg-options``, ``--force``, ``--bootstrap``) goes to ablate.
 
@@ -28,6 +33,10 @@ Examples:
 
     # the second dataset
     python tools/run_regularizer_experiment.py --dataset aerial --jobs 2
+
+    # the realistic benchmark with the anchors
+    python tools/run_regularizer_experiment.py --dataset collage \
+        --arms ce dual_iou lovasz jml
 
     # variants against CE
     python tools/run_regularizer_experiment.py --arms ce dual_iou \\
@@ -49,8 +58,9 @@ from typing import Dict, List
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = 'deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
 AERIAL = 'deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'
+COLLAGE = 'deeplabv3plus_r18-tiny_1xb8-2k_collage-80x80.py'
 #: dataset -> its generator, tools/make_demo_data.py --kind
-_DATA_KIND = {'demo': 'scenes', 'aerial': 'aerial'}
+_DATA_KIND = {'demo': 'scenes', 'aerial': 'aerial', 'collage': 'collage'}
 
 #: dataset -> file-name suffix of its variant configs
 _VARIANT_SUFFIX = {'demo': '_r18-tiny_demo-96x96.py',
@@ -74,6 +84,12 @@ def known_arms(dataset: str) -> Dict[str, str]:
             'dual_iou': f'configs/demo/dualreg-iou_{AERIAL}',
             'lovasz': f'configs/demo/lovasz_{AERIAL}',
         }
+    elif dataset == 'collage':
+        return {name: f'configs/realistic/{prefix}{COLLAGE}'
+                for name, prefix in (
+                    ('ce', ''), ('dual_iou', 'dualreg-iou_'),
+                    ('lovasz', 'lovasz_'), ('jml', 'jml_'),
+                    ('jml_mix', 'jml-mix_'), ('dice', 'dice_'))}
     else:
         raise ValueError(f'unknown dataset {dataset!r}')
     suffix = _VARIANT_SUFFIX[dataset]
@@ -90,14 +106,16 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--dataset', choices=['demo', 'aerial'], default='demo')
+    p.add_argument('--dataset', choices=['demo', 'aerial', 'collage'],
+                   default='demo')
     p.add_argument('--arms', nargs='+', default=['ce', 'dual_iou', 'lovasz'],
                    help='arm names (the first is the baseline) or '
                    'NAME=CONFIG; see --list-arms')
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     p.add_argument('--iters', type=int, default=None,
                    help='training iterations of every run (default: the '
-                   "configs' 1000); the poly decay ends there too")
+                   "configs' 1000, 2000 on collage); the poly decay ends "
+                   'there too')
     p.add_argument('--work-root', default=None,
                    help='default: work_dirs/regularizer_experiment/DATASET')
     p.add_argument('--list-arms', action='store_true',
@@ -139,7 +157,7 @@ def ensure_data(dataset: str, rest: List[str], run=subprocess.run) -> bool:
     user points the configs elsewhere (a ``data_root`` in ``rest``).
 
     Args:
-        dataset: ``'demo'`` or ``'aerial'``.
+        dataset: ``'demo'``, ``'aerial'`` or ``'collage'``.
         rest: the arguments that go to ablate.
         run: the subprocess runner (a seam for the tests).
 

@@ -303,13 +303,16 @@ class DemoSpec:
 
 
 def _kinds() -> Dict[str, DemoSpec]:
-    from . import aerial_data
+    from . import aerial_data, collage_data
     return {
         'scenes': DemoSpec(DEMO_CLASSES, DEMO_TRAIN_IDS, render_sample,
                            (128, 128)),
         'aerial': DemoSpec(aerial_data.AERIAL_CLASSES,
                            aerial_data.AERIAL_TRAIN_IDS,
                            aerial_data.render_aerial, (96, 96)),
+        'collage': DemoSpec(collage_data.COLLAGE_CLASSES,
+                            collage_data.COLLAGE_TRAIN_IDS,
+                            collage_data.render_collage, (96, 96)),
     }
 
 

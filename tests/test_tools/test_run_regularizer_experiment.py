@@ -74,3 +74,12 @@ def test_missing_dataset_is_generated_once(study, tmp_path, monkeypatch):
     (tmp_path / 'data' / 'demo').mkdir(parents=True)
     assert not study.ensure_data('demo', [], run=calls.append)
     assert len(calls) == 1
+
+
+def test_collage_arms_are_the_realistic_configs_with_the_anchors(study):
+    arms = study.known_arms('collage')
+    assert list(arms)[0] == 'ce'
+    assert {'dual_iou', 'lovasz', 'jml', 'jml_mix', 'dice'} <= set(arms)
+    for cfg in arms.values():
+        assert cfg.startswith('configs/realistic/') and osp.isfile(
+            osp.join(study.REPO, cfg)), cfg
