@@ -223,5 +223,5 @@ class DualAscentHook(Hook):
 
 
 def _tag(name: str) -> str:
-    """A class name as a scalar tag piece (``'stop sign'`` -> ``stop_sign``)."""
+    """A class name as a scalar tag (``'stop sign'`` -> ``stop_sign``)."""
     return ''.join(ch if ch.isalnum() else '_' for ch in str(name))

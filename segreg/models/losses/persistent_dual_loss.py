@@ -38,7 +38,8 @@ class PersistentDualLoss(PixelMetricLoss):
 
     ``DualIoULoss`` / ``DualFbetaLoss`` with ``solver='dual_ascent'`` build
     this class. DualAscentHook takes the dual step after each iteration
-    (without it, the next training forward does). State: ``log_eps`` (parameter), ``mu``, ``count``
+    (without it, the next training forward does). State: ``log_eps``
+    (parameter), ``mu``, ``count``
     (buffers), all checkpointed.
 
     Args:
