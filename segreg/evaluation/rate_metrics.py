@@ -192,7 +192,8 @@ def summarize_rate_runs(root: str, arms: Sequence[str],
             cell = f'{m:.2f} ± {h:.2f}'
             if arm != arms[0]:
                 d, dh, p = paired_t(vals[arm][k], vals[arms[0]][k])
-                cell += f' ({d:+.2f} [{d - dh:+.2f}, {d + dh:+.2f}], p={p:.3f})'
+                lo, hi = d - dh, d + dh
+                cell += f' ({d:+.2f} [{lo:+.2f}, {hi:+.2f}], p={p:.3f})'
             cells.append(cell)
         lines.append(f'| {arm} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)

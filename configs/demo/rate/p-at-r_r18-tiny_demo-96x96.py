@@ -1,4 +1,5 @@
-# Rate-constraint study: CE + PrecisionAtRecallLoss, the paper's precision at recall 0.8 of
+# Rate-constraint study: CE + PrecisionAtRecallLoss,
+# the paper's precision at recall 0.8 of
 # one target class as a Lagrangian with a learned threshold and a dual
 # raised by DualAscentHook (segreg/models/losses/rate_losses.py).
 _base_ = './ce_r18-tiny_demo-96x96.py'

@@ -1,4 +1,5 @@
-# Rate-constraint study: CE + ROCAUCLoss, the paper's ROC-AUC (5 FPR anchors) of
+# Rate-constraint study: CE + ROCAUCLoss,
+# the paper's ROC-AUC (5 FPR anchors) of
 # one target class as a Lagrangian with a learned threshold and a dual
 # raised by DualAscentHook (segreg/models/losses/rate_losses.py).
 _base_ = './ce_r18-tiny_demo-96x96.py'

@@ -25,8 +25,8 @@ LoggerHook writes them to the text log and TensorBoard):
 
 Pixel losses with dual variables (``has_duals``: ``solver='dual_ascent'``,
 the rate losses) get their dual step here too, after every training
-iteration (:meth:`PixelMetricLoss.dual_step`): the hook is the one place
-where any dual variable of segreg changes.
+iteration (:meth:`PixelMetricLoss.dual_step`; without the hook such a loss
+applies a pending step at its next training forward, the same sequence).
 
 All dual state lives in module buffers and parameters, so mmengine's
 checkpoints hold it and ``--resume`` continues with the same duals; the hook
@@ -223,5 +223,5 @@ class DualAscentHook(Hook):
 
 
 def _tag(name: str) -> str:
-    """A class name as a scalar tag piece (``'stop sign'`` -> ``stop_sign``)."""
+    """A class name as a scalar tag (``'stop sign'`` -> ``stop_sign``)."""
     return ''.join(ch if ch.isalnum() else '_' for ch in str(name))

@@ -16,7 +16,8 @@ metric='iou'``). Options of the single former class that belonged to
 another form are accepted at their former default (they did nothing there)
 and refused otherwise, naming the form they belong to; removed options
 (``score``, ``term_floor``, ``shift_margin``: never measured away from
-their defaults; ``init_scale`` of the direct form) likewise. State-dict keys are unchanged
+their defaults; ``init_scale`` of the direct form) likewise. State-dict keys
+are unchanged
 (``log_scale``, ``log_eps``, ``mu``, ``count``), so checkpoints load.
 docs/losses.md explains the choice.
 """

@@ -116,7 +116,8 @@ class ExactLPLoss(PixelMetricLoss):
         sum_s = zeros.index_add(0, y_pos, (w_pos * s_pos).detach())
         feasible_now = present & (scales.detach() * lp_factor * sum_s >= 1.0)
         if self.infeasible == 'shift':
-            shift = feasibility_shift(sum_s, n, scales, present & ~feasible_now)
+            shift = feasibility_shift(sum_s, n, scales,
+                                      present & ~feasible_now)
             solve = present
         else:
             shift, solve = zeros, feasible_now

@@ -10,7 +10,7 @@ section 12)::
 
 ``eps_c = exp(log_eps_c)`` is trained by the optimizer; ``mu_c >= 0`` is
 raised after every training iteration by ``eta_mu`` times the constraint
-violation (``segreg.ops.projected_dual_step``, taken by DualAscentHook);
+violation (``segreg.ops.projected_dual_step``, in ``dual_step()``);
 ``nbar_c`` is a running mean of the class's positive count. No sort. Under
 DDP the three class sums are all-reduced: O(C) communication.
 """
@@ -37,8 +37,9 @@ class PersistentDualLoss(PixelMetricLoss):
     """Class-wise IoU / F-beta with persistent duals ``mu_c``.
 
     ``DualIoULoss`` / ``DualFbetaLoss`` with ``solver='dual_ascent'`` build
-    this class. Needs DualAscentHook (or ``loss.dual_step()`` after each
-    optimizer step). State: ``log_eps`` (parameter), ``mu``, ``count``
+    this class. DualAscentHook takes the dual step after each iteration
+    (without it, the next training forward does). State: ``log_eps``
+    (parameter), ``mu``, ``count``
     (buffers), all checkpointed.
 
     Args:

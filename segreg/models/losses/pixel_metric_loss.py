@@ -142,9 +142,10 @@ class PixelMetricLoss(nn.Module):
 
     @torch.no_grad()
     def dual_step(self) -> None:
-        """Apply the pending dual step (called by DualAscentHook, or after
-        ``optimizer.step()`` in a plain loop). No-op without one; a
-        non-finite slack leaves the duals unchanged (counted)."""
+        """Apply the pending dual step: DualAscentHook calls it after every
+        training iteration; without the hook the next training forward does
+        (the same sequence). No-op without one; a non-finite slack leaves the
+        duals unchanged (counted)."""
         pending, self._pending_dual = self._pending_dual, None
         if pending is None:
             return
@@ -167,13 +168,10 @@ class PixelMetricLoss(nn.Module):
             ignore_index (int): Label of pixels left out. Default 255.
         """
         name = f'{type(self).__name__} ({self.loss_name})'
-        if self.has_duals and self.training and \
-                self._pending_dual is not None:
-            raise RuntimeError(
-                f'{name} keeps dual variables, but the last training '
-                'forward\'s dual step was not taken: add dict(type='
-                '"DualAscentHook") to custom_hooks, or call loss.dual_step() '
-                'after each optimizer step')
+        if self.training and self._pending_dual is not None:
+            # no DualAscentHook (a plain loop): the step of the previous
+            # iteration, before this forward, as the hook would have taken it
+            self.dual_step()
         C = cls_score.shape[1]
         if self.num_classes is not None and C != self.num_classes:
             raise ValueError(f'{name} has num_classes={self.num_classes} '

@@ -5,7 +5,7 @@ For each target class ``t`` (one-vs-rest: positives the pixels labelled
 a learned threshold ``b``, the hinge rates (Eban et al. 2017;
 ``segreg.ops.targeted_hinge_rates``) are::
 
-    tp_l(b) = sum_{S+} w min(1, s - b),   fp_u(b) = sum_{S-} w max(0, 1 + s - b)
+    tp_l(b) = sum_{S+} w min(1, s - b),  fp_u(b) = sum_{S-} w max(0, 1 + s - b)
 
 and each loss is the Lagrangian of one constrained problem
 (``segreg.ops.*_from_rates``; docs/regularizer_derivation.md, section 10):

@@ -133,17 +133,26 @@ def test_empty_and_tiny_shapes_at_every_stride(cfg, stride, shape):
         assert torch.isfinite(v.float()).all()
 
 
-def test_a_loss_with_duals_refuses_a_second_step_without_the_dual_step():
-    loss = MODELS.build(dict(type='ROCAUCLoss', target_classes=[1]))
-    loss.train()
-    x, y = _data()
-    loss(x, y)
-    with pytest.raises(RuntimeError, match='DualAscentHook'):
-        loss(x, y)
-    loss.dual_step()
-    loss(x, y)
-    loss.eval()
-    loss(x, y)  # evaluation forwards defer nothing
+def test_without_the_hook_the_next_training_forward_takes_the_step():
+    """The hook's dual_step() after the iteration, or the next training
+    forward: the same duals; evaluation forwards never step."""
+    hooked = MODELS.build(dict(type='ROCAUCLoss', target_classes=[1]))
+    plain = MODELS.build(dict(type='ROCAUCLoss', target_classes=[1]))
+    for it in range(3):
+        x, y = _data(it)
+        torch.manual_seed(it)
+        hooked(x, y)
+        hooked.dual_step()
+        torch.manual_seed(it)
+        plain(x, y)
+    assert not torch.equal(hooked.dual, torch.ones_like(hooked.dual))
+    plain.dual_step()
+    torch.testing.assert_close(plain.dual, hooked.dual)
+    plain.eval()
+    before = plain.dual.clone()
+    plain(*_data(5))
+    plain(*_data(6))
+    assert torch.equal(plain.dual, before)
 
 
 def test_num_classes_is_checked():
