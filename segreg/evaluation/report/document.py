@@ -206,7 +206,7 @@ figcaption{font-size:.85em;color:#555}
 pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em;
 max-height:40em}code{background:#f3f3f3;padding:0 .2em}
 details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
-table.grid td{text-align:center;vertical-align:top;padding:.2em}
+table.grid td,table.grid th{text-align:center;vertical-align:top;padding:.2em}
 table.grid img{width:160px;border:0;image-rendering:pixelated}
 table.grid td.note{text-align:left;font-size:.8em;max-width:16em}
 .cap{font-size:.75em;color:#444}
