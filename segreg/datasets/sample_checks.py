@@ -87,7 +87,7 @@ def diagnose_file(path: Optional[str], what: str) -> Optional[str]:
         with Image.open(path) as im:
             im.load()
     except Exception as exc:  # any decoder error: name it, do not crash
-        return f'{path}: unreadable or corrupt {what} ({exc})'
+        return f'{path}: unreadable, corrupt or truncated {what} ({exc})'
     if not ends_properly(path):
         return f'{path}: truncated {what} (the file ends before its end marker)'
     return None
