@@ -1,7 +1,7 @@
 """segreg.ops.hinge_sums against the implementation before issue 17.
 
 The oracle is a frozen copy of today's loss module
-(tests/test_ops/reference_dual_metric_loss.py: ``class_scores`` +
+(tests/test_models/test_losses/_legacy_dual_metric_loss.py: ``class_scores`` +
 ``classwise_negative_hinge`` + scatters), plus gradcheck; the assembled
 forms (benchmarks/fast_dual_loss.py) are compared with the frozen
 ``DualIoULoss`` / ``DualFbetaLoss`` for every solver and stride.
@@ -31,7 +31,8 @@ def _load(path, name):
     return mod
 
 
-ref = _load(osp.join(HERE, 'reference_dual_metric_loss.py'), 'ref_dual_loss')
+ref = _load(osp.join(REPO, 'tests', 'test_models', 'test_losses',
+                 '_legacy_dual_metric_loss.py'), 'ref_dual_loss')
 fast = _load(osp.join(REPO, 'benchmarks', 'fast_dual_loss.py'),
              'fast_dual_loss')
 
