@@ -89,7 +89,8 @@ def known_arms(dataset: str) -> Dict[str, str]:
                 for name, prefix in (
                     ('ce', ''), ('dual_iou', 'dualreg-iou_'),
                     ('lovasz', 'lovasz_'), ('jml', 'jml_'),
-                    ('jml_mix', 'jml-mix_'), ('dice', 'dice_'))}
+                    ('jml_mix', 'jml-mix_'), ('dice', 'dice_'),
+                    ('dual_iou_dataset', 'dualreg-iou-dataset_'))}
     else:
         raise ValueError(f'unknown dataset {dataset!r}')
     suffix = _VARIANT_SUFFIX[dataset]
