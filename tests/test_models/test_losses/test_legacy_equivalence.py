@@ -102,14 +102,17 @@ def assert_same(old, new, x, label, w):
         torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12)
 
 
-ENTRIES = shipped_loss_entries()
+#: the forms the former class had; solver='dataset' is new (no oracle here:
+#: tests/test_models/test_losses/test_dataset_dual_loss.py)
+LEGACY_SOLVERS = {'direct', 'exact', 'dual_ascent'}
+ENTRIES = [(p, e) for p, e in shipped_loss_entries()
+           if e.get('solver', 'direct') in LEGACY_SOLVERS]
 
 
 def test_every_shipped_config_is_found():
     names = {p for p, _ in ENTRIES}
     assert len(names) >= 20  # the demo, COCO and variant configs
-    assert {e.get('solver', 'direct') for _, e in ENTRIES} == {
-        'direct', 'exact', 'dual_ascent'}
+    assert {e.get('solver', 'direct') for _, e in ENTRIES} == LEGACY_SOLVERS
 
 
 @pytest.mark.parametrize('path,entry', ENTRIES,
