@@ -91,8 +91,8 @@ def dataset_hinge_sums(scores: Tensor,
         fp_c = \sum_{y_j \ne c} w_j \max(0, \epsilon_c + f_{jc})
 
     A plain reference (one (M, C) mask); the loss computes the same sums with
-    the lean ops (:func:`segreg.ops.classwise_negative_hinge` and a gather of
-    the own class). Every output is a sum over pixels: under DDP each is
+    the fused op (:func:`segreg.ops.positive_hinge_sums` with cap ``eps``,
+    :func:`segreg.ops.negative_hinge_sums` with threshold ``eps``). Every output is a sum over pixels: under DDP each is
     all-reduced (one C-vector each), which makes the estimate that of the
     global batch.
 

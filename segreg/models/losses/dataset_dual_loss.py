@@ -26,8 +26,9 @@ import torch
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from segreg.ops import (classwise_negative_hinge, dataset_lagrangian,
-                        projected_dual_step, softmax_log_odds)
+from segreg.ops import (dataset_lagrangian, log_odds_scores,
+                        negative_hinge_sums, positive_hinge_sums,
+                        projected_dual_step)
 from segreg.utils.dist import all_reduce_sum
 
 from .pixel_metric_loss import (ClassTerms, PixelBatch, PixelMetricLoss,
@@ -84,19 +85,14 @@ class DatasetDualLoss(PixelMetricLoss):
 
     def class_terms(self, batch: PixelBatch) -> ClassTerms:
         C = batch.logits.shape[1]
-        s = softmax_log_odds(batch.logits)
-        eps = self.log_eps.to(s.dtype).exp()
-        valid = batch.labels < C
-        y = torch.where(valid, batch.labels, torch.zeros_like(batch.labels))
-        w = valid.to(s.dtype) if batch.weight is None else batch.weight
-        zeros = s.new_zeros(C)
-        n = zeros.index_add(0, y.reshape(-1), w.reshape(-1))
-        s_own = s.gather(1, y.unsqueeze(1)).squeeze(1)
-        hit = zeros.index_add(0, y.reshape(-1), (w * torch.where(
-            valid, torch.minimum(s_own, eps[y]), torch.zeros_like(s_own))
-        ).reshape(-1))
-        fp = classwise_negative_hinge(s, batch.labels, eps, batch.weight)
-        pixels = w.sum().reshape(1)
+        # the fused log-odds hinge sums (segreg.ops.hinge_sums): the same
+        # hit / fp the persistent-dual form needs, at thresholds eps_c
+        sc = log_odds_scores(batch.logits, batch.labels, batch.weight)
+        eps = self.log_eps.to(sc.scores.dtype).exp()
+        hit = positive_hinge_sums(sc, 1.0, eps)
+        fp = negative_hinge_sums(sc, eps, 1.0)
+        n = sc.n_pos
+        pixels = sc.pos_weight.sum().reshape(1)
         if batch.sync:
             hit, fp = all_reduce_sum(hit), all_reduce_sum(fp)
             n, pixels = all_reduce_sum(torch.cat([n, pixels])).split([C, 1])
@@ -109,7 +105,7 @@ class DatasetDualLoss(PixelMetricLoss):
             share = (self.seen_pos / self.seen_pix).to(n) \
                 if self.seen_pix > 0 else n / pixels.clamp(min=1e-12)
             n_ref = share * pixels
-        lag = dataset_lagrangian(hit, fp, eps, self.mu.to(s.dtype), n_ref,
+        lag = dataset_lagrangian(hit, fp, eps, self.mu.to(eps.dtype), n_ref,
                                  self.beta)
         seen = n_ref > 0
         self.defer_dual_step(lag.slack, seen)
