@@ -56,5 +56,7 @@ from .hinge_sums import (  # noqa: F401,E402
     positive_hinge_sums)
 __all__ += ['log_odds_scores', 'negative_hinge_sums', 'positive_hinge_sums',
             'hinge_counts', 'LogOddsScores']
+from .water_filling import NewtonThreshold, newton_threshold  # noqa: F401,E402
+__all__ += ['newton_threshold', 'NewtonThreshold']
 from .soft_jaccard import jaccard_metric_loss, soft_counts, soft_dice_loss  # noqa: F401,E402
 __all__ += ['soft_counts', 'jaccard_metric_loss', 'soft_dice_loss']

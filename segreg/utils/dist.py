@@ -66,6 +66,18 @@ def all_reduce_sum(x):
     return all_reduce(x)
 
 
+def all_reduce_sum_(x):
+    """Sum ``x`` over ranks in place, without autograd (iterations whose
+    result needs no gradient, e.g. the Newton steps of
+    ``segreg.ops.newton_threshold``); returns ``x``. Identity when not
+    distributed."""
+    if world_size() == 1:
+        return x
+    import torch.distributed as dist
+    dist.all_reduce(x)
+    return x
+
+
 def all_gather_varlen(x, *extra, pad_value=0):
     """Concatenate variable-length tensors of every rank along dim 0.
 

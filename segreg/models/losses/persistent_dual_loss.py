@@ -22,8 +22,9 @@ import torch
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from segreg.ops import (classwise_negative_hinge, persistent_dual_lagrangian,
-                        projected_dual_step, running_count, softmax_log_odds)
+from segreg.ops import (log_odds_scores, negative_hinge_sums,
+                        persistent_dual_lagrangian, positive_hinge_sums,
+                        projected_dual_step, running_count)
 from segreg.utils.dist import all_reduce_sum
 
 from .pixel_metric_loss import (ClassTerms, PixelBatch, PixelMetricLoss,
@@ -82,33 +83,27 @@ class PersistentDualLoss(PixelMetricLoss):
 
     def class_terms(self, batch: PixelBatch) -> ClassTerms:
         C = batch.logits.shape[1]
-        s = softmax_log_odds(batch.logits)
-        zeros = s.new_zeros(C)
-        scales = zeros + self.init_scale if self.log_scale is None else \
-            self.log_scale.to(s.dtype).exp()
-        eps = self.log_eps.to(s.dtype).exp()
-        valid = batch.labels < C
-        y = torch.where(valid, batch.labels, torch.zeros_like(batch.labels))
-        w = valid.to(s.dtype) if batch.weight is None else batch.weight
-        n = zeros.index_add(0, y.reshape(-1), w.reshape(-1))
+        # the fused log-odds op (segreg.ops.hinge_sums): hit and fp at the
+        # thresholds eps_c with a hand-written backward of the (N, C) part
+        sc = log_odds_scores(batch.logits, batch.labels, batch.weight)
+        n = sc.n_pos
         if batch.sync:
             n = all_reduce_sum(n)
+        scales = n.new_full((C, ), self.init_scale) if self.log_scale is None \
+            else self.log_scale.to(n.dtype).exp()
+        eps = self.log_eps.to(n.dtype).exp()
         present = n > 0
         w_eff = torch.where(present, scales, scales.detach())
-        f_own = s.gather(1, y.unsqueeze(1)).squeeze(1) * w_eff[y]
-        hit = zeros.index_add(0, y.reshape(-1), (w * torch.where(
-            valid, torch.minimum(f_own, eps[y]), torch.zeros_like(f_own))
-        ).reshape(-1))
-        fp = classwise_negative_hinge(s, batch.labels, eps / w_eff,
-                                      batch.weight) * w_eff
+        hit = positive_hinge_sums(sc, w_eff, eps)
+        fp = negative_hinge_sums(sc, eps, w_eff)
         if batch.sync:
-            hit, fp = all_reduce_sum(hit), all_reduce_sum(fp)
+            hit, fp = all_reduce_sum(torch.stack([hit, fp])).unbind()
         with torch.no_grad():
             if self.training:
                 self.count.copy_(running_count(self.count, n,
                                                self.count_momentum, present))
             nbar = torch.where(self.count > 0, self.count.to(n), n)
-        lag = persistent_dual_lagrangian(eps, self.mu.to(s.dtype).clone(),
+        lag = persistent_dual_lagrangian(eps, self.mu.to(n.dtype).clone(),
                                          hit, fp, n, nbar, self.beta,
                                          self.metric)
         self.defer_dual_step(lag.slack, present)

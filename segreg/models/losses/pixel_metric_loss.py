@@ -237,13 +237,18 @@ class PixelMetricLoss(nn.Module):
             s_pos, y_pos, w_pos = all_gather_varlen(s_pos, y_pos, w_pos)
         return s_pos, y_pos, w_pos
 
-    def _anchor(self, x: Tensor) -> Tensor:
-        """0 with every input and parameter in the graph (DDP needs a
+    def _param_anchor(self, loss_like: Tensor) -> Tensor:
+        """0 with every parameter of the loss in the graph (DDP needs a
         gradient, possibly 0, for each parameter on every rank)."""
-        anchor = x.sum() * 0.0
+        anchor = loss_like.new_zeros(())
         for p in self.parameters():
             anchor = anchor + p.sum() * 0.0
         return anchor
+
+    def _anchor(self, x: Tensor) -> Tensor:
+        """0 with the input and every parameter in the graph (the loss of a
+        skipped batch)."""
+        return x.sum() * 0.0 + self._param_anchor(x)
 
     def _selected(self, present: Tensor) -> Tensor:
         if self.classes == 'present':
@@ -264,7 +269,13 @@ class PixelMetricLoss(nn.Module):
             cw = cw * self.class_weight.to(cw)
         terms = torch.where(selected, out.term, torch.zeros_like(out.term))
         loss = (terms * cw).sum() / cw.sum().clamp(min=1e-12) + \
-            self._anchor(x)
+            self._param_anchor(loss_like=cw)
+        if x.requires_grad and not loss.requires_grad:
+            # terms that do not depend on the logits (e.g. no targeted class
+            # in the batch): keep the logits in the graph. Otherwise no
+            # ``logits.sum() * 0``: it costs a pass and an (N, C) gradient
+            # accumulation for nothing
+            loss = loss + x.sum() * 0.0
         if self._pending_dual is not None and not bool(torch.isfinite(loss)):
             self._pending_dual = None  # never a dual step from such a batch
             self.num_skipped += 1
@@ -292,10 +303,15 @@ def check_metric(metric: str, beta: float):
 def finite_or_raise(name: str, logits: Tensor, mode: str = 'error') -> bool:
     """True if every logit is finite; else raise (``mode='error'``) naming
     the loss and the count of bad values, or return False (``'skip'``)."""
-    if bool(torch.isfinite(logits).all()):
+    # one read pass: a NaN or inf logit makes the sum NaN or inf (isfinite
+    # + all would write an (N, C) mask first); only then count them, since
+    # the sum of finite logits can overflow
+    if bool(torch.isfinite(logits.sum())):
+        return True
+    bad = int((~torch.isfinite(logits)).sum())
+    if bad == 0:
         return True
     if mode == 'error':
-        bad = int((~torch.isfinite(logits)).sum())
         raise FloatingPointError(
             f'{name}: {bad} of {logits.numel()} logits are NaN or inf; '
             'lower the learning rate or check the inputs, or set '

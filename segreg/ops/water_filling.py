@@ -1,0 +1,181 @@
+r"""The class-wise water-filling threshold by Newton's method: no sort, O(C) sync.
+
+The exact LP of every class needs (docs/regularizer_derivation.md, sections
+2-5)
+
+.. math::
+
+    \epsilon_c = \min\{\epsilon :\ g_c(\epsilon) = 1\},\qquad
+    g_c(\epsilon) = \sum_{i: y_i = c} w_i \min(\epsilon, f_i),
+
+where ``g_c`` is concave, increasing and piecewise linear, with slope
+:math:`W_c(\epsilon) = \sum_{f_i > \epsilon} w_i` and
+:math:`g_c(\infty) = T_c = \sum w_i f_i` (feasible iff :math:`T_c \ge 1`).
+:func:`segreg.ops.classwise_threshold` finds it with one segmented sort of
+the positives; under DDP that needs every rank's positives. Here Newton's
+method does it with per-class sums only. From :math:`\epsilon`, with the
+active set :math:`A = \{i: f_i \ge \epsilon\}`,
+
+.. math::
+
+    \epsilon' = \epsilon + \frac{1 - g_c(\epsilon)}{W_c(\epsilon)}
+              = \frac{1 - \sum_{i \notin A} w_i f_i}{\sum_{i \in A} w_i},
+
+the closed form of :func:`classwise_threshold` evaluated at the current
+active set. Start: :math:`\epsilon_1 = 1 / n_c` (the step from
+:math:`-\infty`, where every positive is active). Because ``g`` is concave,
+its tangent lies above it, so every iterate stays left of the root
+(:math:`g(\epsilon_k) \le 1`) and the sequence increases; each step that
+does not stop removes at least one positive from ``A``, so it ends, in
+finitely many steps, when ``A`` no longer changes, and the last iterate is
+the root itself (not an approximation: the same closed form on the same
+set as the sort). Measured on 73 728 positives of 12 classes: 4-7
+iterations (tests/test_ops/test_water_filling.py records the counts).
+
+Every iteration needs three per-class sums (:math:`W_A`,
+:math:`\sum_{\notin A} w f`, :math:`|A|`); ``all_reduce`` sums them over
+ranks, so the threshold of the *global* batch costs one all-reduce of a
+(3, C) tensor per iteration: O(C x iterations) bytes, whatever the number
+of pixels or ranks. The final closed form is evaluated differentiably
+(``d eps_c / d f_i = -w_i / W_A`` for ``i`` outside ``A``, 0 inside),
+with the sum over ranks supplied by ``all_reduce_grad`` (a differentiable
+all-reduce).
+
+Why by hand: no library offers a segmented, distributed water-filling
+threshold; the loop is a handful of ``index_add`` calls.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple, Optional
+
+import torch
+from torch import Tensor
+
+__all__ = ['NewtonThreshold', 'newton_threshold']
+
+Reduce = Callable[[Tensor], Tensor]
+
+
+class NewtonThreshold(NamedTuple):
+    """The water-filling threshold of every class (:func:`newton_threshold`).
+
+    Attributes:
+        eps (Tensor): (C,) ``eps_c``; ``+inf`` where infeasible or absent.
+        feasible (Tensor): (C,) bool, ``n_c > 0`` and ``T_c >= 1``.
+        n_pos (Tensor): (C,) ``n_c = sum w_i`` (no gradient).
+        total (Tensor): (C,) ``T_c = sum w_i f_i`` (no gradient).
+        iterations (int): Newton steps taken (active-set evaluations).
+    """
+    eps: Tensor
+    feasible: Tensor
+    n_pos: Tensor
+    total: Tensor
+    iterations: int
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
+                     num_classes: int, pos_weight: Optional[Tensor] = None,
+                     all_reduce: Optional[Reduce] = None,
+                     all_reduce_grad: Optional[Reduce] = None,
+                     max_iter: int = 200) -> NewtonThreshold:
+    r"""Smallest ``eps_c`` with ``sum_{y_i = c} w_i min(eps_c, f_i) = 1``.
+
+    The same threshold (value and gradient) as
+    :func:`segreg.ops.classwise_threshold`, found by Newton's method on
+    per-class sums (module docstring) instead of a sort, so that under DDP
+    only (3, C) sums travel.
+
+    Args:
+        pos_scores (Tensor): (P,) each positive's score of its own class,
+            ``f_{i, y_i}`` (differentiable).
+        pos_labels (Tensor): (P,) classes; entries outside
+            ``[0, num_classes)`` are ignored.
+        num_classes (int): C.
+        pos_weight (Tensor, optional): (P,) non-negative weights (0: left
+            out). Default 1.
+        all_reduce (callable, optional): Sums a tensor over ranks (no
+            gradient), e.g. ``torch.distributed.all_reduce`` in place;
+            None: one process.
+        all_reduce_grad (callable, optional): The same, differentiable
+            (``segreg.utils.dist.all_reduce_sum``); defaults to
+            ``all_reduce``'s absence (identity).
+        max_iter (int): Guard on the iterations; the loop ends by itself
+            (module docstring) and a run that reaches the guard raises.
+
+    Returns:
+        NewtonThreshold: float32 (float64 for float64 scores); the sums are
+        accumulated in float64.
+
+    Raises:
+        RuntimeError: The active sets did not settle within ``max_iter``
+            (not observed; it would mean non-finite scores).
+    """
+    C = int(num_classes)
+    reduce = all_reduce or _identity
+    reduce_grad = all_reduce_grad or _identity
+    dt = torch.float64 if pos_scores.dtype == torch.float64 else \
+        torch.float32
+    acc = torch.float64
+    f = pos_scores.reshape(-1).to(dt)
+    y = pos_labels.reshape(-1).long()
+    w = torch.ones_like(f) if pos_weight is None else \
+        pos_weight.reshape(-1).to(dt)
+    valid = (y >= 0) & (y < C) & (w > 0)
+    y = torch.where(valid, y, torch.full_like(y, C))  # segment C: ignored
+    zero = torch.zeros((), dtype=dt, device=f.device)
+    w = torch.where(valid, w, zero)
+    f = torch.where(valid, f, zero)
+
+    with torch.no_grad():
+        fd = f.detach().to(acc)
+        wd = w.detach().to(acc)
+
+        def class_sums(lab: Tensor, *weights: Tensor) -> Tensor:
+            """(len(weights), C+1) per-class sums (1-D bincounts: a (P, 3)
+            index_add goes through scatter_add, ~5x slower on CPU)."""
+            return torch.stack([torch.bincount(lab, wt, minlength=C + 1)
+                                .to(acc) for wt in weights])  # empty: long
+
+        n_pos, total, count = reduce(class_sums(
+            y, wd, wd * fd, valid.to(acc))).unbind()
+        feasible = (n_pos > 0) & (total >= 1.0)
+        feasible[C] = False
+        inf = torch.full_like(n_pos, math.inf)
+        # the step from -inf (every positive active): eps_1 = 1 / n
+        eps = torch.where(feasible, 1.0 / n_pos.clamp(min=1e-300), inf)
+        wf = wd * fd
+        prev = count
+        it = 0
+        while True:
+            it += 1
+            # A(eps_k) as 0/1 weights: full-length passes, no compaction
+            # (boolean indexing costs more than it saves on CPU)
+            a = (fd >= eps.index_select(0, y)).to(acc)
+            w_above, s_above, k = reduce(class_sums(y, wd * a, wf * a, a)
+                                         ).unbind()
+            if bool((k == prev)[feasible].all()):
+                break  # A(eps_k) = A(eps_{k-1}): eps_k is the root
+            if it >= max_iter:
+                raise RuntimeError(
+                    f'newton_threshold: the active sets did not settle in '
+                    f'{max_iter} iterations (non-finite scores?)')
+            eps = torch.where(feasible, (1.0 - (total - s_above)) /
+                              w_above.clamp(min=1e-300), inf)
+            prev = k
+        active = a > 0
+
+    # the closed form at the final active set, differentiable in f
+    wfa = (w * f).to(acc)
+    s_below = reduce_grad(torch.zeros(C + 1, dtype=acc, device=f.device
+                                      ).index_add(0, y, torch.where(
+                                          active, torch.zeros_like(wfa), wfa)))
+    eps = (1.0 - s_below) / torch.where(feasible, w_above,
+                                        torch.ones_like(w_above))
+    eps = torch.where(feasible, eps, torch.full_like(eps, math.inf))[:C]
+    return NewtonThreshold(eps.to(dt), feasible[:C], n_pos[:C].to(dt),
+                           total[:C].to(dt), it)
