@@ -16,7 +16,7 @@ from typing import Dict, NamedTuple, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from segreg.utils.dist import all_gather_varlen, world_size
+from segreg.utils.dist import world_size
 
 __all__ = ['PixelMetricLoss', 'PixelBatch', 'ClassTerms', 'check_metric',
            'finite_or_raise']
@@ -218,24 +218,6 @@ class PixelMetricLoss(nn.Module):
             weight = valid.to(x.dtype)
         labels = torch.where(valid, label, torch.full_like(label, C))
         return PixelBatch(x, labels, weight, self.sync and world_size() > 1)
-
-    @staticmethod
-    def positives(s: Tensor, batch: PixelBatch):
-        """``(s_pos, y_pos, w_pos)``: each valid pixel's score of its own
-        class, its label and weight, flattened (gathered over ranks when
-        ``batch.sync``; the scores differentiably)."""
-        C = s.shape[1]
-        keep = (batch.labels < C).reshape(-1).nonzero().squeeze(1)
-        lab = torch.where(batch.labels < C, batch.labels,
-                          torch.zeros_like(batch.labels))
-        s_pos = s.gather(1, lab.unsqueeze(1)).reshape(-1).index_select(0,
-                                                                       keep)
-        y_pos = batch.labels.reshape(-1).index_select(0, keep)
-        w_pos = torch.ones_like(s_pos) if batch.weight is None else \
-            batch.weight.reshape(-1).index_select(0, keep)
-        if batch.sync:
-            s_pos, y_pos, w_pos = all_gather_varlen(s_pos, y_pos, w_pos)
-        return s_pos, y_pos, w_pos
 
     def _param_anchor(self, loss_like: Tensor) -> Tensor:
         """0 with every parameter of the loss in the graph (DDP needs a
