@@ -66,7 +66,8 @@ Examples:
     python benchmarks/dist_loss_cost.py --shape 2 171 128 128 \\
         --losses direct_s4 exact_s1
 
-    # CI: tiny shapes, worlds 1 2, 2 reps (a few seconds after the imports)
+    # CI: tiny shapes, worlds 1 2, 2 reps (about 30 s on a loaded 2-core
+    # machine, mostly mmseg's import in every spawned rank)
     python benchmarks/dist_loss_cost.py --dry-run --out /tmp/dist.json
 """
 from __future__ import annotations
