@@ -128,3 +128,34 @@ def test_attention_cost_runs_a_tiny_sweep(tmp_path):
     assert res == ret  # main returns what it wrote
     assert {r['method'] for r in res['rows']} == {'sdpa', 'nystrom'}
     assert set(res['speedup_over_sdpa']) == {'64'}
+
+
+def test_dist_loss_cost_dry_run_counts_bytes(tmp_path):
+    """Two gloo ranks on the CPU: every loss x world in the JSON, no bytes
+    at world 1, and the default form's bytes are O(C): the same at local
+    batch 1 and 3 (two local shapes of one run)."""
+    bench = _load('dist_loss_cost')
+    # fork, not the default spawn: the ranks inherit the imports (about 1 s
+    # instead of 25 s of importing mmseg in every rank on a loaded 2-core
+    # machine); the spawn path is the one `python benchmarks/...` runs
+    bench.build_losses(bench.DEFAULT_LOSSES, 4)
+    out = tmp_path / 'dist.json'
+    assert bench.main(['--dry-run', '--count-batches', '3', '--start-method',
+                       'fork', '--out', str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res['worlds'] == [1, 2]
+    assert res['world1'] == 'no process group'
+    for world in ('1', '2'):
+        assert set(res['results'][world]) == set(bench.DEFAULT_LOSSES)
+    for name in bench.DEFAULT_LOSSES:
+        w1 = res['results']['1'][name]
+        assert w1['bytes_per_step'] == 0 and w1['collectives_per_step'] == 0
+        assert w1['median_ms'] > 0 and w1['ratio_vs_world1'] == 1.0
+    for name in ('direct_s1', 'direct_s4'):
+        w2 = res['results']['2'][name]
+        assert w2['bytes_per_step'] > 0 and w2['collectives_per_step'] > 0
+        assert w2['bytes_min'] == w2['bytes_max']  # the same every step
+        growth = res['growth'][name]
+        assert growth['bytes_by_batch'] == {'1': w2['bytes_per_step'],
+                                            '3': w2['bytes_per_step']}
+        assert growth['depends_on_batch'] is False
