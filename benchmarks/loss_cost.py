@@ -4,9 +4,11 @@ backward time and peak memory of cross-entropy (``F.cross_entropy`` and
 mmseg's wrapper), Dice (mmseg's, and with ignore pixels masked), soft
 Jaccard / JML, Lovasz-Softmax (mmseg's per-class sort and a one-sort batched
 form) and every segreg form, each at full resolution (``_s1``) and at the
-default's subsampling (every 4th pixel in each direction, ``_s4``), on
-today's path (``_old``: the registered ``DualIoULoss``) and on the fast op
-(``_fast``: segreg.ops.hinge_sums via benchmarks/fast_dual_loss.py), with
+default's subsampling (every 4th pixel in each direction, ``_s4``), as
+registered (``_fast``: ``DualIoULoss`` on the fused op segreg.ops.hinge_sums
+and, for the exact LP, the Newton threshold) and as before issue 17
+(``_old``: the frozen copy of the former loss that the tests keep as their
+oracle, tests/test_models/test_losses/_legacy_dual_metric_loss.py), with
 ratios to CE and to Lovasz.
 
 Repetitions are interleaved (every repetition runs every loss once, in a
@@ -76,10 +78,10 @@ LOSSES: List[str] = (['ce', 'ce_mmseg', 'dice_mmseg', 'dice_masked', 'jml',
                      [f'{f}_{p}' for f in FORMS for p in ('old', 'fast')])
 #: the pre-issue-17 names of the same losses
 ALIASES = {'lovasz': 'lovasz_mmseg', 'dice': 'dice_mmseg',
-           'dual_iou': 'direct_s4_old', 'dual_iou_full': 'direct_s1_old',
-           'dual_iou_exact': 'exact_s1_old',
-           'dual_iou_exact_s4': 'exact_s4_old',
-           'dual_iou_da': 'dual_ascent_s1_old'}
+           'dual_iou': 'direct_s4_fast', 'dual_iou_full': 'direct_s1_fast',
+           'dual_iou_exact': 'exact_s1_fast',
+           'dual_iou_exact_s4': 'exact_s4_fast',
+           'dual_iou_da': 'dual_ascent_s1_fast'}
 
 
 # ---------------------------------------------------------------------------
@@ -175,14 +177,23 @@ def build_loss(name: str, num_classes: int, device) -> Callable:
 
 
 def dual_module(form: str, path: str, num_classes: int):
-    """A segreg form as an ``nn.Module``: today's path or the fast one."""
+    """A segreg form as an ``nn.Module``: the registered loss (``'fast'``)
+    or the implementation before issue 17 (``'old'``, the tests' frozen
+    oracle: ``class_scores`` + ``classwise_negative_hinge`` + scatters, and
+    the sorted water-filling threshold)."""
     solver, stride = FORMS[form]
     kw = dict(num_classes=num_classes, solver=solver, sample_stride=stride)
-    if path == 'old':
+    if path == 'fast':
         from mmseg.registry import MODELS
         return MODELS.build(dict(type='DualIoULoss', **kw))
-    from fast_dual_loss import FastDualMetricLoss
-    return FastDualMetricLoss(**kw)
+    import importlib.util
+    legacy = osp.join(REPO, 'tests', 'test_models', 'test_losses',
+                      '_legacy_dual_metric_loss.py')
+    spec = importlib.util.spec_from_file_location('segreg_legacy_loss',
+                                                  legacy)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.DualIoULoss(**kw)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -3,9 +3,10 @@
 and SGD step with cross-entropy alone vs CE + one extra loss, interleaved.
 
 Arms are the loss names of benchmarks/loss_cost.py that are segreg forms
-(``direct_s4_fast`` is the default regularizer on the fast op,
-``direct_s1_fast`` the direct bound at every pixel, ``*_old`` today's
-registered path) or ``lovasz_mmseg``. Every arm gets its own copy of the
+(``direct_s4_fast`` is the registered default regularizer,
+``direct_s1_fast`` the direct bound at every pixel, ``*_old`` the
+implementation before issue 17, kept as the tests' oracle) or
+``lovasz_mmseg``. Every arm gets its own copy of the
 model (same seed), and each repetition runs every arm once in a rotating
 order; the median step time and the overhead over CE alone are reported
 (JSON + table).

@@ -42,7 +42,7 @@ def test_loss_cost_writes_every_loss_with_ratios(tmp_path, capsys):
     assert res['losses']['ce']['ratio_vs_ce'] == 1.0
     # the train step times CE alone and CE + each segreg form
     assert set(res['train_step']) == {
-        'ce', 'direct_s4_old', 'direct_s1_fast', 'exact_s1_old',
+        'ce', 'direct_s4_fast', 'direct_s1_fast', 'exact_s1_old',
         'exact_s1_fast', 'dual_ascent_s4_fast'}
     assert 'exact_s1_fast' in capsys.readouterr().out
 

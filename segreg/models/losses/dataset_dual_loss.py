@@ -94,8 +94,9 @@ class DatasetDualLoss(PixelMetricLoss):
         n = sc.n_pos
         pixels = sc.pos_weight.sum().reshape(1)
         if batch.sync:
-            hit, fp = all_reduce_sum(hit), all_reduce_sum(fp)
-            n, pixels = all_reduce_sum(torch.cat([n, pixels])).split([C, 1])
+            # one all-reduce of (3C + 1) values forward, one backward
+            hit, fp, n, pixels = all_reduce_sum(torch.cat(
+                [hit, fp, n, pixels])).split([C, C, C, 1])
         with torch.no_grad():
             if self.training:
                 self.seen_pos += n.to(self.seen_pos)

@@ -114,8 +114,8 @@ class ExactLPLoss(PixelMetricLoss):
             else self.log_scale.to(n.dtype).exp()
         sum_s = torch.zeros_like(n).index_add(
             0, y, (sc.pos_weight * sc.pos_scores).detach())
-        if batch.sync:  # global class sums: O(C)
-            n, sum_s = all_reduce_sum(torch.stack([n, sum_s])).unbind()
+        if batch.sync:  # global class sums (no gradient): O(C)
+            n, sum_s = all_reduce_sum_(torch.stack([n, sum_s])).unbind()
         present = n > 0
         # the LP's score scale: w_c ('sum') or w_c / n_c ('mean')
         lp_factor = torch.where(present, 1.0 / n.detach().clamp(min=1e-12),

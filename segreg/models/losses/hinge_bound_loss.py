@@ -77,7 +77,9 @@ class HingeBoundLoss(PixelMetricLoss):
     def class_terms(self, batch: PixelBatch) -> ClassTerms:
         tp, fp, n = self._counts(batch.logits, batch.labels, batch.weight)
         if batch.sync:
-            tp, fp, n = (all_reduce_sum(t) for t in (tp, fp, n))
+            # one (3, C) all-reduce (and one in backward): latency, not
+            # bandwidth, is what small messages cost
+            tp, fp, n = all_reduce_sum(torch.stack([tp, fp, n])).unbind()
         present = n > 0
         m = hinge_bound_from_counts(tp, fp, n, self.beta, self.metric)
         m = torch.where(present, m, 1.0 / (1.0 + fp))  # absent: smoothed

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from segreg.ops import (log_odds_scores, negative_hinge_sums,
                         persistent_dual_lagrangian, positive_hinge_sums,
                         projected_dual_step, running_count)
-from segreg.utils.dist import all_reduce_sum
+from segreg.utils.dist import all_reduce_sum, all_reduce_sum_
 
 from .pixel_metric_loss import (ClassTerms, PixelBatch, PixelMetricLoss,
                                 check_metric)
@@ -88,7 +88,7 @@ class PersistentDualLoss(PixelMetricLoss):
         sc = log_odds_scores(batch.logits, batch.labels, batch.weight)
         n = sc.n_pos
         if batch.sync:
-            n = all_reduce_sum(n)
+            n = all_reduce_sum_(n.clone())  # no gradient: labels only
         scales = n.new_full((C, ), self.init_scale) if self.log_scale is None \
             else self.log_scale.to(n.dtype).exp()
         eps = self.log_eps.to(n.dtype).exp()

@@ -2,7 +2,8 @@ from __future__ import annotations
 """FROZEN ORACLE: segreg's DualIoULoss / DualFbetaLoss before the split into
 PixelMetricLoss forms (git history: segreg/models/losses/dual_metric_loss.py
 at the commit before "losses: one small class per form"). Not registered;
-used only by test_legacy_equivalence.py. Do not edit.
+the oracle of test_legacy_equivalence.py and tests/test_ops/test_hinge_sums.py,
+and the ``_old`` rows of benchmarks/loss_cost.py. Do not edit.
 """
 """Pixel-level, class-wise dual-projected IoU / F-beta losses.
 
