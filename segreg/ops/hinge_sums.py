@@ -20,39 +20,52 @@ namely (``w_i`` the pixel weight, ``v_c``, ``u_c`` per-class score scales,
 
 The direct bound uses ``a = t = 1``; the exact LP ``t = eps*`` (the
 water-filling threshold of the positives, :func:`segreg.ops.
-classwise_threshold`); the persistent-dual form ``a = t = eps_c`` (a
+newton_threshold`); the persistent-dual form ``a = t = eps_c`` (a
 parameter) and calls ``hit`` what is ``tp`` here.
 
-Two autograd functions do the (N, C) work: :class:`_LogOddsOwn` (the
-scores and each pixel's own-class score) and :class:`_NegativeHingeSum`
-(``fp`` and its gradients in ``s``, ``u`` and ``t``); everything per
-positive (``tp``, ``n``, the threshold) is N-sized and left to autograd.
-Design choices, measured on CPU (benchmarks/loss_cost.py, docs/loss_cost.md):
-no one-hot, no boolean masks and no ``torch.where`` on (N, C) tensors (each
-costs several plain passes on CPU), per-class sums as plain reductions,
-gathers and scatters of the own class through flat storage offsets
-(``index_select`` / ``index_add_``), buffers that keep the logits' memory
-format (channels-last works without a copy).
+Two autograd functions do the work, and only one (N, C) buffer exists: the
+softmax ``p``.
 
-The backward of the scores, with ``G = dL/ds`` and ``d_c = S - e_c``: from
-``ds_c / dz_k = (delta_ck - p_k) / (1 - p_c)``,
+* :class:`_SoftmaxOwn` computes ``p`` (max, ``exp``, sum, divide) and the
+  own-class scores ``s_{i, y_i}`` from gathered entries.
+* :class:`_SparseNegativeHinge` uses that the hinge is sparse: ``u s + t >
+  0`` iff ``p > sigmoid(-t / u)``, and the probabilities of a pixel sum to
+  1, so at most ``1 / sigmoid(-t/u)`` classes of a pixel are active (3 for
+  the direct bound's ``t = u = 1``; far fewer in a trained network). The
+  active pairs are found on ``p`` (a superset, with the limit lowered by a
+  relative 1e-4) and the hinge is evaluated exactly on them from the
+  logits, as a dense evaluation would.
+
+Every gradient of the scores is then sparse (the own entries and the active
+negatives), and the backward of the log-odds, with ``G = dL/ds``,
+``d_c = S - e_c`` and ``h_c = G_c / d_c``,
 
 .. math::
 
-    \frac{\partial L}{\partial z_k} = G_k - e_k \sum_{c \ne k} \frac{G_c}{d_c},
+    \frac{\partial L}{\partial z_k} = S h_k - e_k \sum_c h_c ,
 
-evaluated without cancellation: ``d_c >= 1`` except at the pixel's maximum
-``a`` (found as ``floor(e_a) = 1``), whose ``1 / d_a`` may be huge, so
-``h_a = G_a / d_a`` is kept out of the sum ``H = sum_{c != a} G_c / d_c``:
-``dz_k = G_k - e_k (H + h_a - h_k)`` for ``k != a``, ``dz_a = G_a - H``
-(:class:`_LogOddsOwn`). The positives' gradient enters ``G`` at the own
-class (``index_add_``). Entries clamped at ``s = s_max`` (``p``
-rounds to 1; ``log p`` clamped at ``-1e-7``, ``-1e-15`` in float64, as
+is one dense pass (``-p_k S sum_c h_c``) plus scattered corrections. At a
+pixel's dominant maximum ``a`` (``d_a < 1``: ``p_a > 1/2``, so at most one
+per pixel) ``h_a`` may be huge and the form cancels, so there ``dz_a = G_a
+- sum_{c != a} h_c`` is written directly (``S - 1 = d_a``, ``e_a = 1``).
+The negatives' gradients travel to the softmax node's backward through a
+shared ``token`` and a 0-dim ``link`` output, so the dense pass happens
+once, whatever the number of :func:`negative_hinge_sums` calls. Entries
+clamped at ``s = s_max`` (``p`` rounds to 1; ``log p`` clamped at ``-1e-7``,
+``-1e-15`` in float64, as
 :func:`segreg.models.losses.dual_metric_loss.class_scores`) get no gradient.
+
+Cost (benchmarks/loss_cost.py, docs/loss_cost.md): O(N C) for the softmax
+and one backward pass, O(N + K) for the rest (K active pairs); at 171
+classes about CE's cost, at 12 classes the N-sized bookkeeping dominates.
 
 Limits: the hinge surrogate and the log-odds score only (the others keep
 ``segreg.ops.classwise_negative_hinge``). Several backward passes
-(``retain_graph=True``) work; gradcheck runs them.
+(``retain_graph=True``) work; gradcheck runs them. A backward that reaches
+a :func:`negative_hinge_sums` node but not the softmax node (e.g.
+``autograd.grad`` with respect to ``thr`` alone) leaves its sparse
+gradient in the token for the next backward of that graph; differentiate
+the logits in the same call.
 
 Reference: docs/loss_cost.md (cost), docs/regularizer_derivation.md (forms).
 """
@@ -110,161 +123,185 @@ def _class_offsets(x: Tensor) -> Tensor:
     return off
 
 
-class _LogOddsOwn(torch.autograd.Function):
-    """``(s, s_own, ws)``: the log-odds (B, C, *), each pixel's own-class
-    score (N,) at the flat storage offsets ``own``, and a free (B, C, *)
-    workspace (reused by :class:`_NegativeHingeSum`, no gradient).
+class _SoftmaxOwn(torch.autograd.Function):
+    """``(s_own, link)``: each pixel's own-class log-odds (N,) and a 0-dim
+    link that :class:`_SparseNegativeHinge` takes as input, so that its
+    backward runs first and leaves its sparse gradient in ``token``.
 
-    Per pixel one maximum ``a`` (``e_a = 1``; the last one at ties) is
-    treated apart: ``log p`` is clamped there (``r = S - 1 >= r_min``), and
-    in the backward its ``1 / d_a`` never meets the other terms: with ``h_c = G_c / d_c`` and ``H = sum_{c != a} h_c``,
-    ``dz_k = G_k - e_k (H + h_a - h_k)`` for ``k != a`` and
-    ``dz_a = G_a - e_a H``. Saves ``e`` ((N, C)) and N-sized vectors.
+    Forward: the softmax ``p`` (one (N, C) buffer: max, ``exp(z - m)``, sum,
+    divide), kept for the sparse passes and the backward; the own-class
+    ``s = (z - m) - log(S - e)`` from gathered entries (``d = S - e`` clamped
+    at ``r_min``: only a pixel's maximum can be, and then gets no gradient).
+
+    Backward: every gradient of the scores is sparse (the own entries, and
+    the active negatives of each :func:`negative_hinge_sums` call). With
+    ``h = G / d`` per entry, ``dz_k = S h_k - e_k sum_c h_c``; the dense part
+    ``-p_k S sum_c h_c`` is one (N, C) pass, the rest is scattered. At a
+    dominant maximum (``d < 1``, at most one per pixel) that form cancels
+    (``h`` is huge), so there ``dz_a = G_a - sum_{c != a} h_c`` is written
+    directly (``S - 1 = d_a``, ``e_a = 1``).
     """
 
     @staticmethod
     def forward(ctx, z: Tensor, own: Tensor, base: Tensor, r_min: float,
-                token: dict) -> Tuple[Tensor, Tensor, Tensor]:
-        C = z.shape[1]
-        view = (1, C) + (1, ) * (z.dim() - 2)
-        zm = torch.empty_like(z)
-        torch.sub(z, z.amax(dim=1, keepdim=True), out=zm)
-        e = torch.exp(zm)
-        # the index a: floor(e) is 1 exactly where e = 1 (the maxima)
-        ws = torch.floor(e)
-        ws.mul_(torch.arange(C, dtype=z.dtype, device=z.device).view(view))
-        a = ws.amax(dim=1).long()                    # the last maximum
-        off = (base + a * z.stride(1)).reshape(-1)
-        S = e.sum(dim=1, keepdim=True)
-        r = S.reshape(-1) - 1.0                      # S - e_a, e_a = 1
-        live = r > r_min                             # log p not clamped
-        d = torch.sub(S, e, out=ws)                  # S - e_c
-        # only a maximum can be clamped; on CPU an N-sized test skips the
-        # index copy (on a GPU it is cheaper than the synchronisation)
-        if z.is_cuda or not bool(live.all()):
-            r = r.clamp(min=r_min)
-            _flat(d).index_copy_(0, off, r)
-        s = zm.sub_(d.log_())
-        s_own = _flat(s).index_select(0, own)
+                token: dict) -> Tuple[Tensor, Tensor]:
+        m = z.amax(dim=1, keepdim=True)
+        p = torch.sub(z, m)
+        p.exp_()
+        S = p.sum(dim=1, keepdim=True)
+        p.div_(S)
+        Sf, mf = S.reshape(-1), m.reshape(-1)
+        zm = _flat(z).index_select(0, own) - mf
+        d = Sf - zm.exp()
+        live = d > r_min                  # not clamped (only a maximum can be)
+        d = d.clamp(min=r_min)
+        s_own = zm - d.log()
+        token.update(z=z, p=p, S=Sf, m=mf, base=base, own=own, r_min=r_min,
+                     grads=[])
         ctx.token = token
-        ctx.set_materialize_grads(False)  # no zeros for ws's gradient
-        ctx.save_for_backward(e, S, r, off, own, live)
-        ctx.mark_non_differentiable(ws)
-        return s, s_own, ws
+        ctx.save_for_backward(p, S, own, d, live)
+        return s_own, z.new_zeros(())
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, G: Optional[Tensor], g_own: Optional[Tensor], _):
-        e, S, r, off, own, live = ctx.saved_tensors
-        if G is None:
-            G = torch.zeros_like(e)
-        elif G.data_ptr() != ctx.token.get('grad') or \
-                G.stride() != e.stride():
-            # not the buffer _NegativeHingeSum handed back: do not modify it
-            G = torch.empty_like(e).copy_(G)
-        Gf = _flat(G)
-        if g_own is not None:
-            Gf.index_add_(0, own, g_own.reshape(-1))
-        G_a = Gf.index_select(0, off) * live         # clamped: no gradient
-        h = torch.sub(S, e)                          # d_c = S - e_c
-        _flat(h).index_fill_(0, off, math.inf)       # h_a = 0 below
-        torch.div(G, h, out=h)
-        H = h.sum(dim=1, keepdim=True)               # sum_{c != a} h_c
-        h_a = (G_a / r).view(H.shape)
-        X = torch.sub(H + h_a, h, out=h).mul_(e)     # e_k sum_{c != k} h_c
-        dz = G.sub_(X)
-        _flat(dz).index_copy_(0, off, G_a - H.reshape(-1))  # e_a = 1
+    def backward(ctx, g_own: Tensor, _link: Tensor):
+        p, S, own, d_own, live = ctx.saved_tensors
+        Sf = S.reshape(-1)
+        zero = torch.zeros((), dtype=p.dtype, device=p.device)
+        # the own entries: one per pixel, aligned with the pixels
+        h_own = g_own.reshape(-1) * live / d_own
+        sp_own = d_own < 1.0              # own class is the dominant maximum
+        h_rest = torch.where(sp_own, zero, h_own)
+        h_max = torch.where(sp_own, h_own, zero)
+        g_max = torch.where(sp_own, g_own.reshape(-1) * live, zero)
+        # the negatives' sparse gradients (their pixels hold few entries)
+        grads = ctx.token.pop('grads', [])
+        ctx.token['grads'] = []
+        if grads:
+            off, pix, G, d = (torch.cat(t) for t in zip(*grads))
+            h = G / d
+            special = d < 1.0
+            h_rest.index_add_(0, pix, torch.where(special, zero, h))
+            h_max.index_add_(0, pix, torch.where(special, h, zero))
+            g_max.index_add_(0, pix, torch.where(special, G, zero))
+        # dense: -e_k sum_c h_c = -p_k S (h_rest + h_max)
+        H = (h_rest + h_max) * Sf
+        dz = torch.mul(p, (-H).view(S.shape))
+        dzf = _flat(dz)
+        # own entries: their final value, written (-e H + S h, or at a
+        # dominant maximum G_a - sum_{c != a} h_c)
+        dense_own = dzf.index_select(0, own)      # = -p_own S H
+        dzf.index_copy_(0, own, torch.where(sp_own, g_max - h_rest,
+                                            dense_own + Sf * h_own))
+        if grads:
+            dzf.index_add_(0, off, torch.where(
+                special, zero, Sf.index_select(0, pix) * h))
+            if bool(special.any()):
+                sp = special.nonzero().squeeze(1)
+                dzf.index_copy_(0, off.index_select(0, sp),
+                                (g_max - h_rest).index_select(
+                                    0, pix.index_select(0, sp)))
         return dz, None, None, None, None
 
 
-def _class_sum(t: Tensor) -> Tensor:
-    """``sum_j t_jc`` over every dim but 1 (C,)."""
-    return t.sum(dim=[0] + list(range(2, t.dim())))
+class _SparseNegativeHinge(torch.autograd.Function):
+    """``fp_c = sum_{j: y_j != c} pw_j max(0, u_c s_jc + t_c)`` from the
+    active pairs only.
 
-
-class _NegativeHingeSum(torch.autograd.Function):
-    """``fp_c = sum_{j: y_j != c} pw_j max(0, u_c s_jc + t_c)``.
-
-    Writes into the workspace ``ws`` (no new (N, C) buffer) and saves only
-    ``pw * max(0, .)`` (own class zeroed through the flat offsets ``own``):
-    its sign times ``pw`` is the derivative, and ``sum_j pw_j [.>0] s_jc =
-    (fp_c - t_c cnt_c) / u_c`` gives the scale's gradient without ``s``
-    (``u > 0``). The gradient of ``s`` is a new buffer that the ``token``
-    (shared with :class:`_LogOddsOwn`) lets the log-odds backward reuse.
+    ``u s + t > 0`` iff ``p_jc > sigmoid(-t_c / u_c)`` (``s`` is the
+    log-odds of ``p``), so the pairs are selected on the softmax with that
+    threshold lowered by a relative 1e-4 (a superset; the hinge itself is
+    then evaluated exactly on the selected pairs, from the logits, as the
+    dense form would). Since the probabilities of a pixel sum to 1, at most
+    ``floor(1 / sigmoid(-t/u))`` classes of a pixel can be selected (3 for
+    the direct bound's ``t = u = 1``), so the work after the selection is
+    O(N), not O(N C). Saves only per-pair vectors.
     """
 
     @staticmethod
-    def forward(ctx, s: Tensor, ws: Tensor, own: Tensor,
-                pw: Optional[Tensor], scale: Tensor, thr: Tensor,
-                token: dict) -> Tensor:
-        C = s.shape[1]
-        view = (1, C) + (1, ) * (s.dim() - 2)
-        u = torch.mul(s, scale.view(view), out=ws)
-        u.add_(thr.view(view)).relu_()
-        _flat(u).index_fill_(0, own, 0.0)          # not its own negative
+    def forward(ctx, link: Tensor, scale: Tensor, thr: Tensor,
+                labels: Tensor, pw: Optional[Tensor], token: dict) -> Tensor:
+        z, p, Sf, mf = token['z'], token['p'], token['S'], token['m']
+        B, C = p.shape[:2]
+        HW = math.prod(p.shape[2:])
+        view = (1, C) + (1, ) * (p.dim() - 2)
+        with torch.no_grad():
+            lim = torch.sigmoid(-(thr.double() / scale.double())) * (1 - 1e-4)
+        # margin over the class's limit, own entries excluded; a pixel has
+        # a candidate iff its largest margin is positive. Then the few such
+        # pixels' rows: small nonzero calls instead of one over N C entries
+        gap = torch.sub(p, lim.to(p.dtype).view(view))
+        _flat(gap).index_fill_(0, token['own'], -1.0)
+        rows = gap.amax(dim=1).reshape(-1) > 0
         if pw is not None:
-            u.mul_(pw)
-        fp = _class_sum(u)
+            rows &= pw > 0
+        px = rows.nonzero().squeeze(1)
+        b = torch.div(px, HW, rounding_mode='floor')
+        k = (gap.reshape(B, C, HW)[b, :, px - b * HW] > 0).nonzero()
+        pix, c = px.index_select(0, k[:, 0]), k[:, 1]
+        off = token['base'].index_select(0, pix) + c * z.stride(1)
+        zm = _flat(z).index_select(0, off) - mf.index_select(0, pix)
+        d = Sf.index_select(0, pix) - zm.exp()
+        live = d > token['r_min']
+        d = d.clamp(min=token['r_min'])
+        s = zm - d.log()
+        v = torch.relu(scale.index_select(0, c) * s + thr.index_select(0, c))
+        w = (v > 0).to(v.dtype)
+        if pw is not None:
+            w = w * pw.index_select(0, pix)
+        fp = torch.zeros(C, dtype=v.dtype, device=v.device).index_add_(
+            0, c, w * v if pw is not None else v)
         ctx.token = token
-        ctx.save_for_backward(u, pw, scale, thr, fp)
+        ctx.save_for_backward(off, pix, c, d, live, s, w, scale)
         return fp
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: Tensor):
-        u, pw, scale, thr, fp = ctx.saved_tensors
-        C = u.shape[1]
-        view = (1, C) + (1, ) * (u.dim() - 2)
-        M = torch.sign(u)                            # [active]; pw > 0 only
-        if pw is not None:
-            M.mul_(pw)
-        g_scale = g_thr = None
-        if ctx.needs_input_grad[4] or ctx.needs_input_grad[5]:
-            cnt = _class_sum(M)                      # sum_j pw_j [active]
-            g_thr = g * cnt
-            g_scale = g * (fp - thr * cnt) / scale
-        gs = None
+        off, pix, c, d, live, s, w, scale = ctx.saved_tensors
         if ctx.needs_input_grad[0]:
-            gs = M.mul_((scale * g).view(view))
-            ctx.token['grad'] = gs.data_ptr()  # _LogOddsOwn may reuse it
-        return gs, None, None, None, g_scale, g_thr, None
+            G = (g * scale).index_select(0, c) * w * live
+            ctx.token.setdefault('grads', []).append((off, pix, G, d))
+        g_scale = g_thr = None
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            C = g.numel()
+            z = torch.zeros(C, dtype=g.dtype, device=g.device)
+            g_thr = g * z.index_add(0, c, w)          # sum pw [active]
+            g_scale = g * z.index_add(0, c, w * s)    # sum pw [active] s
+        link = torch.zeros((), dtype=g.dtype, device=g.device)
+        return link, g_scale, g_thr, None, None, None
 
 
 # ---------------------------------------------------------------------------
 # public functions
 # ---------------------------------------------------------------------------
 class LogOddsScores(NamedTuple):
-    """The log-odds of a batch and its positives (:func:`log_odds_scores`).
+    """The softmax state of a batch and its positives (:func:`log_odds_scores`).
 
     Attributes:
-        scores (Tensor): (B, C, *) log-odds ``s`` (an autograd output).
         pos_scores (Tensor): (N,) ``s_{i, y_i}`` (0-weight at ignored
-            pixels, whose value is that of class 0).
+            pixels, whose value is that of class 0); an autograd output.
         pos_labels (Tensor): (N,) labels, ``C`` at ignored pixels.
         pos_weight (Tensor): (N,) pixel weights, 0 at ignored pixels.
         n_pos (Tensor): (C,) ``n_c = sum_{y_i = c} w_i``.
-        own (Tensor): (N,) flat storage offsets of the own-class entries.
-        pixel_weight (Tensor | None): (B, 1, *) weights for the negative
-            sums; None when every pixel counts with weight 1.
-        workspace (list): A free (B, C, *) buffer for the first
-            :func:`negative_hinge_sums` call (later calls allocate).
-        token (dict): Shared by the two autograd functions (which gradient
-            buffer the log-odds backward may modify in place).
+        link (Tensor): 0-dim autograd link to the softmax node.
+        pixel_weight (Tensor | None): (N,) weights for the negative sums;
+            None when every pixel counts with weight 1.
+        token (dict): The softmax, its sums and the sparse gradients shared
+            by the autograd functions.
     """
-    scores: Tensor
     pos_scores: Tensor
     pos_labels: Tensor
     pos_weight: Tensor
     n_pos: Tensor
-    own: Tensor
+    link: Tensor
     pixel_weight: Optional[Tensor]
-    workspace: list
     token: dict
 
 
 def log_odds_scores(logits: Tensor, labels: Tensor,
                     weight: Optional[Tensor] = None) -> LogOddsScores:
-    r"""Log-odds ``s = log p - log(1 - p)`` of every pixel and its positives.
+    r"""Softmax state of a batch and the log-odds of its positives.
 
     Args:
         logits (Tensor): float32 or float64 logits (other dtypes are
@@ -300,17 +337,17 @@ def log_odds_scores(logits: Tensor, labels: Tensor,
     else:
         pw = None if bool(valid.all()) else valid.to(dt)
     y0 = torch.where(valid, y, torch.zeros_like(y))
-    base = _class_offsets(x)
-    own = (base + y0 * x.stride(1)).reshape(-1)
+    base = _class_offsets(x).reshape(-1)
+    own = base + y0.reshape(-1) * x.stride(1)
     _, r_min = log_odds_clamp(dt)
     token: dict = {}
-    s, s_own, ws = _LogOddsOwn.apply(x, own, base, r_min, token)
+    s_own, link = _SoftmaxOwn.apply(x, own, base, r_min, token)
     yf = y0.reshape(-1)
     wf = torch.ones_like(s_own) if pw is None else pw.reshape(-1)
     n = torch.zeros(C, dtype=dt, device=x.device).index_add_(0, yf, wf)
     y_pos = torch.where(valid.reshape(-1), yf, torch.full_like(yf, C))
-    pw_b = None if pw is None else pw.unsqueeze(1)
-    return LogOddsScores(s, s_own, y_pos, wf, n, own, pw_b, [ws], token)
+    pw_f = None if pw is None else pw.reshape(-1)
+    return LogOddsScores(s_own, y_pos, wf, n, link, pw_f, token)
 
 
 def _per_class(v: Scalar, C: int, ref: Tensor) -> Tensor:
@@ -332,12 +369,11 @@ def negative_hinge_sums(sc: LogOddsScores, thr: Scalar = 1.0,
     Returns:
         Tensor: (C,) in the scores' dtype.
     """
-    s = sc.scores
-    C = s.shape[1]
-    ws = sc.workspace.pop() if sc.workspace else torch.empty_like(s)
-    return _NegativeHingeSum.apply(s, ws, sc.own, sc.pixel_weight,
-                                   _per_class(scale, C, s),
-                                   _per_class(thr, C, s), sc.token)
+    C = sc.n_pos.numel()
+    ref = sc.pos_scores
+    return _SparseNegativeHinge.apply(sc.link, _per_class(scale, C, ref),
+                                      _per_class(thr, C, ref), sc.pos_labels,
+                                      sc.pixel_weight, sc.token)
 
 
 def positive_hinge_sums(sc: LogOddsScores, scale: Scalar = 1.0,
