@@ -89,7 +89,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         metavar='KEY=VALUE',
                         help='passed to both tools/train.py and tools/test.py '
-                        '(e.g. train_cfg.max_iters=200)')
+                        '(e.g. train_cfg.max_iters=200); {seed} is replaced '
+                        'by each run\'s seed (load_from=ROOT/ce/seed{seed}/'
+                        'iter_2000.pth fine-tunes each seed from its CE run)')
     parser.add_argument('--force', action='store_true',
                         help='redo pairs that are already done')
     parser.add_argument('--dry-run', action='store_true',
@@ -216,8 +218,16 @@ def _script(name: str) -> str:
     return rel if not rel.startswith('..') else path
 
 
+def seed_options(cfg_options: Sequence[str], seed) -> List[str]:
+    """``--cfg-options`` with ``{seed}`` replaced by the run's seed (e.g.
+    ``load_from=.../ce/seed{seed}/iter_2000.pth``: fine-tune each seed from
+    the CE run of the same seed)."""
+    return [o.replace('{seed}', str(seed)) for o in cfg_options]
+
+
 def train_cmd(job: Job, cfg_options: Sequence[str], resume: bool,
               python: str = 'python') -> List[str]:
+    cfg_options = seed_options(cfg_options, job.seed)
     cmd = [python, _script('train.py'), job.config, '--work-dir',
            job.work_dir, '--seed', str(job.seed)]
     if resume:
@@ -229,6 +239,7 @@ def train_cmd(job: Job, cfg_options: Sequence[str], resume: bool,
 
 def test_cmd(job: Job, checkpoint: str, cfg_options: Sequence[str],
              python: str = 'python') -> List[str]:
+    cfg_options = seed_options(cfg_options, job.seed)
     cmd = [python, _script('test.py'), job.config, checkpoint, '--out',
            job.eval_dir]
     if job.save_preds:
@@ -250,7 +261,9 @@ def compare_cmd(arms, work_root: str, out: str, baseline: str,
 
 def class_pixels_cmd(config: str, work_root: str,
                      cfg_options: Sequence[str]) -> List[str]:
-    """tools/check_dataset.py on the training split, JSON into work_root."""
+    """tools/check_dataset.py on the training split, JSON into work_root
+    (the counts do not depend on the seed: ``{seed}`` becomes 0)."""
+    cfg_options = seed_options(cfg_options, 0)
     cmd = ['python', _script('check_dataset.py'), config, '--split', 'train',
            '--fast', '--json', osp.join(work_root, CLASS_PIXELS_FILE)]
     if cfg_options:
@@ -316,7 +329,8 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
                 tr = _join(['bash', _script('dist_train.sh'), job.config,
                             str(args.gpus), '--work-dir', job.work_dir,
                             '--seed', str(job.seed)] +
-                           (['--cfg-options', *opts] if opts else []))
+                           (['--cfg-options', *seed_options(opts, job.seed)]
+                            if opts else []))
                 te = _join(['python', '-m', 'torch.distributed.run',
                             f'--nproc_per_node={args.gpus}'] +
                            test_cmd(job, 'CKPT', opts)[1:] +
@@ -360,6 +374,8 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
               'RESUME=""; [ -f "$W/last_checkpoint" ] && RESUME="--resume"',
               'CFGOPT=(' + (' '.join(['--cfg-options'] + [q(o) for o in opts])
                             if opts else '') + ')',
+              # {seed} in a cfg option: this task's seed
+              'CFGOPT=(${CFGOPT[@]+"${CFGOPT[@]//"{seed}"/${SEEDS[$i]}}"})',
               f'srun python -u {_script("train.py")} "${{CONFIGS[$i]}}" '
               '--work-dir "$W" --seed "${SEEDS[$i]}" $RESUME '
               '--launcher slurm ${CFGOPT[@]+"${CFGOPT[@]}"}',

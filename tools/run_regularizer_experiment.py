@@ -21,8 +21,11 @@ before the first run; see data/README.md):
 
 Arms: ``ce``, ``dual_iou``, ``lovasz`` on every dataset; on the demo also
 ``dual_fbeta``, ``smeasure``, ``dice`` (mmseg's); on collage also ``jml``
-(Jaccard metric loss), ``jml_mix`` (0.25 CE + 0.75 JML) and ``dice`` (masked
-Dice); and every variant config under ``configs/demo/variants/`` as
+(Jaccard metric loss), ``jml_mix`` (0.25 CE + 0.75 JML), ``dice`` (masked
+Dice), ``dual_iou_dataset`` (solver='dataset'), ``dual_iou_w05`` (the default
+at half weight) and the fine-tuning arms ``ce_ft``, ``dual_iou_ft``,
+``lovasz_ft``, ``jml_ft`` (500 iterations from a CE checkpoint: example
+below); and every variant config under ``configs/demo/variants/`` as
 ``dual_iou_<variant>`` on demo and aerial (``--list-arms``).
 Anything else (``--seeds``, ``--jobs``, ``--dry-run``, ``--print-commands``,
 ``--gpus``, ``--cfg-options``, ``--force``, ``--bootstrap``) goes to ablate.
@@ -42,6 +45,11 @@ Examples:
     python tools/run_regularizer_experiment.py --arms ce dual_iou \\
         dual_iou_skip dual_iou_direct dual_iou_stride4 --jobs 2
 
+    # the fine-tuning protocol: each seed from its CE checkpoint, 25% more
+    python tools/run_regularizer_experiment.py --dataset collage --iters 500 \
+        --arms ce_ft dual_iou_ft lovasz_ft jml_ft --cfg-options \
+        load_from=work_dirs/regularizer_experiment/collage/ce/seed{seed}/iter_2000.pth
+
     # bigger runs: 4x the iterations, as SLURM array jobs on 1 GPU each
     python tools/run_regularizer_experiment.py --iters 4000 \\
         --print-commands slurm --gpus 1 > study.sbatch
@@ -59,6 +67,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = 'deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
 AERIAL = 'deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'
 COLLAGE = 'deeplabv3plus_r18-tiny_1xb8-2k_collage-80x80.py'
+COLLAGE_FT = 'deeplabv3plus_r18-tiny_1xb8-500_collage-80x80.py'
 #: dataset -> its generator, tools/make_demo_data.py --kind
 _DATA_KIND = {'demo': 'scenes', 'aerial': 'aerial', 'collage': 'collage'}
 
@@ -85,12 +94,20 @@ def known_arms(dataset: str) -> Dict[str, str]:
             'lovasz': f'configs/demo/lovasz_{AERIAL}',
         }
     elif dataset == 'collage':
-        return {name: f'configs/realistic/{prefix}{COLLAGE}'
+        arms = {name: f'configs/realistic/{prefix}{COLLAGE}'
                 for name, prefix in (
                     ('ce', ''), ('dual_iou', 'dualreg-iou_'),
                     ('lovasz', 'lovasz_'), ('jml', 'jml_'),
                     ('jml_mix', 'jml-mix_'), ('dice', 'dice_'),
-                    ('dual_iou_dataset', 'dualreg-iou-dataset_'))}
+                    ('dual_iou_dataset', 'dualreg-iou-dataset_'),
+                    ('dual_iou_w05', 'dualreg-iou-w05_'))}
+        # the fine-tuning protocol: 500 iterations from a CE checkpoint
+        # (--cfg-options load_from=.../ce/seed{seed}/iter_2000.pth)
+        for name, prefix in (('ce', 'ft-ce_'), ('dual_iou', 'ft-dualreg-iou_'),
+                             ('lovasz', 'ft-lovasz_'), ('jml', 'ft-jml_')):
+            arms[f'{name}_ft'] = (f'configs/realistic/finetune/{prefix}'
+                                  f'{COLLAGE_FT}')
+        return arms
     else:
         raise ValueError(f'unknown dataset {dataset!r}')
     suffix = _VARIANT_SUFFIX[dataset]

@@ -268,3 +268,36 @@ def test_class_pixels_written_once_and_failure_is_not_fatal(
     assert ablate.write_class_pixels(DEMO_CONFIG, str(tmp_path / 'x'),
                                      []) is None
     assert 'frequency bins use the test set' in capsys.readouterr().err
+
+
+def test_seed_placeholder_in_cfg_options(ablate, tmp_path, capsys):
+    """``{seed}`` in a cfg option becomes each run's seed (the fine-tuning
+    protocol: load_from=ROOT/ce/seed{seed}/iter_2000.pth), in local, torchrun
+    and SLURM commands."""
+    opt = 'load_from=/ck/ce/seed{seed}/iter_2000.pth'
+    job = ablate.plan([('reg', DEMO_CONFIG)], [2], str(tmp_path),
+                      check=False)[0]
+    assert 'load_from=/ck/ce/seed2/iter_2000.pth' in ablate.train_cmd(
+        job, [opt], resume=False)
+    assert 'load_from=/ck/ce/seed2/iter_2000.pth' in ablate.test_cmd(
+        job, 'x.pth', [opt])
+    base = ['--arms', *_arms(), '--seeds', '0', '3', '--work-root',
+            str(tmp_path), '--cfg-options', opt]
+    for mode in ('local', 'torchrun'):
+        assert ablate.main(base + ['--print-commands', mode]) == 0
+        out = capsys.readouterr().out
+        assert 'seed0/iter_2000.pth' in out and 'seed3/iter_2000.pth' in out
+        assert '{seed}' not in out
+    assert ablate.main(base + ['--print-commands', 'slurm']) == 0
+    script, fakebin = tmp_path / 'job.sbatch', tmp_path / 'bin'
+    script.write_text(capsys.readouterr().out)
+    fakebin.mkdir()
+    (fakebin / 'srun').write_text('#!/bin/sh\necho SRUN "$@"\n')
+    (fakebin / 'srun').chmod(0o755)
+    env = dict(os.environ, SLURM_ARRAY_TASK_ID='1',
+               PATH=f'{fakebin}:/usr/bin:/bin')
+    proc = subprocess.run(['bash', str(script)], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert 'load_from=/ck/ce/seed3/iter_2000.pth' in proc.stdout
+    assert '{seed}' not in proc.stdout
