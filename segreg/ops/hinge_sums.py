@@ -236,8 +236,10 @@ class _SparseNegativeHinge(torch.autograd.Function):
         if pw is not None:
             rows &= pw > 0
         px = rows.nonzero().squeeze(1)
-        b = torch.div(px, HW, rounding_mode='floor')
-        k = (gap.reshape(B, C, HW)[b, :, px - b * HW] > 0).nonzero()
+        cls = torch.arange(C, device=p.device) * p.stride(1)
+        rows_off = token['base'].index_select(0, px).unsqueeze(1) + cls
+        k = (_flat(gap).index_select(0, rows_off.reshape(-1)).view(-1, C)
+             > 0).nonzero()
         pix, c = px.index_select(0, k[:, 0]), k[:, 1]
         off = token['base'].index_select(0, pix) + c * z.stride(1)
         zm = _flat(z).index_select(0, off) - mf.index_select(0, pix)
