@@ -146,8 +146,8 @@ class _SoftmaxOwn(torch.autograd.Function):
     def forward(ctx, z: Tensor, own: Tensor, base: Tensor, r_min: float,
                 token: dict) -> Tuple[Tensor, Tensor]:
         m = z.amax(dim=1, keepdim=True)
-        p = torch.sub(z, m)
-        p.exp_()
+        p = torch.empty_like(z)           # z's strides: flat offsets agree
+        torch.sub(z, m, out=p).exp_()
         S = p.sum(dim=1, keepdim=True)
         p.div_(S)
         Sf, mf = S.reshape(-1), m.reshape(-1)
@@ -230,7 +230,8 @@ class _SparseNegativeHinge(torch.autograd.Function):
         # margin over the class's limit, own entries excluded; a pixel has
         # a candidate iff its largest margin is positive. Then the few such
         # pixels' rows: small nonzero calls instead of one over N C entries
-        gap = torch.sub(p, lim.to(p.dtype).view(view))
+        gap = torch.sub(p, lim.to(p.dtype).view(view),
+                        out=torch.empty_like(p))
         _flat(gap).index_fill_(0, token['own'], -1.0)
         rows = gap.amax(dim=1).reshape(-1) > 0
         if pw is not None:

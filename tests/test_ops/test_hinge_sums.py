@@ -256,3 +256,39 @@ def test_fast_forms_equal_todays_dual_losses(case, metric, weighted):
     if case['solver'] == 'dual_ascent':
         new.dual_step()  # the registered form defers the step (DualAscentHook)
         torch.testing.assert_close(new.mu, old.mu.to(new.mu))
+
+
+@pytest.mark.parametrize('thr,scale', [
+    (10.0, 1.0),     # sigmoid(-10): almost every pair active (dense case)
+    (-2.0, 1.0),     # only confident wrong classes (s > 2)
+    (1.0, 0.05),     # t / u = 20: every pair active
+    (0.0, 3.0),      # the exact LP's eps = 0: p > 1/2
+    ('mixed', None),  # per-class limits from 1e-9 to 0.9
+])
+def test_active_pair_selection_never_misses_a_pair(thr, scale):
+    """The negatives are evaluated on the pairs selected on the softmax
+    (p > sigmoid(-t/u), a superset): values and gradients equal the dense
+    reference whatever the limit, from no active pair to all of them."""
+    z, y, w = _batch(B=2, C=6, H=6, W=7, spread=4.0)
+    C = z.shape[1]
+    if thr == 'mixed':
+        thr_t = torch.tensor([20.0, 5.0, 1.0, 0.0, -1.0, -2.2],
+                             dtype=z.dtype)
+        scale_t = torch.tensor([1.0, 0.5, 2.0, 1.0, 1.0, 1.0], dtype=z.dtype)
+    else:
+        thr_t = torch.full((C, ), thr, dtype=z.dtype)
+        scale_t = torch.full((C, ), scale, dtype=z.dtype)
+    thr_t.requires_grad_()
+    scale_t.requires_grad_()
+    z.requires_grad_()
+    cap = torch.ones(C, dtype=z.dtype)
+    g = torch.Generator().manual_seed(5)
+    g_fp = torch.randn(C, generator=g, dtype=z.dtype)
+    _, fp0, _, _ = _reference_sums(z, y, w, thr_t, scale_t, cap)
+    grads0 = torch.autograd.grad((fp0 * g_fp).sum(), [z, thr_t, scale_t])
+    sc = log_odds_scores(z, y, w)
+    fp1 = negative_hinge_sums(sc, thr_t, scale_t)
+    grads1 = torch.autograd.grad((fp1 * g_fp).sum(), [z, thr_t, scale_t])
+    torch.testing.assert_close(fp1, fp0, rtol=0, atol=1e-9)
+    for a, b in zip(grads1, grads0):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
