@@ -103,6 +103,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--gpus', type=int, default=1,
                         help='GPUs per run for --print-commands torchrun / '
                         'slurm')
+    parser.add_argument('--ranks', type=int, default=1,
+                        help='processes per training run on this machine '
+                        '(torchrun --standalone, gloo on CPU): a simulated '
+                        'DDP run; evaluation stays one process')
     parser.add_argument('--partition', default=None,
                         help='SLURM partition for --print-commands slurm')
     parser.add_argument('--bootstrap', type=int, default=1000,
@@ -117,6 +121,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')
+    if args.ranks < 1:
+        parser.error(f'--ranks must be >= 1, got {args.ranks}')
     if args.out is None:
         args.out = osp.join(args.work_root, 'report')
     return args
@@ -226,10 +232,17 @@ def seed_options(cfg_options: Sequence[str], seed) -> List[str]:
 
 
 def train_cmd(job: Job, cfg_options: Sequence[str], resume: bool,
-              python: str = 'python') -> List[str]:
+              python: str = 'python', ranks: int = 1) -> List[str]:
+    """tools/train.py for one run; ``ranks > 1``: under ``torchrun
+    --standalone`` (a free port per run, so parallel jobs do not collide)
+    with ``--launcher pytorch``."""
     cfg_options = seed_options(cfg_options, job.seed)
-    cmd = [python, _script('train.py'), job.config, '--work-dir',
-           job.work_dir, '--seed', str(job.seed)]
+    launch = [python, '-m', 'torch.distributed.run', '--standalone',
+              f'--nproc_per_node={ranks}'] if ranks > 1 else [python]
+    cmd = launch + [_script('train.py'), job.config, '--work-dir',
+                    job.work_dir, '--seed', str(job.seed)]
+    if ranks > 1:
+        cmd += ['--launcher', 'pytorch']
     if resume:
         cmd.append('--resume')
     if cfg_options:
@@ -322,7 +335,8 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
                     else f'{job.eval_dir}/metrics.json')
             ckpt = f'"$(cat {q(job.work_dir)}/last_checkpoint)"'
             if mode == 'local':
-                tr = _join(train_cmd(job, opts, resume=False))
+                tr = _join(train_cmd(job, opts, resume=False,
+                                     ranks=args.ranks))
                 te = _join(test_cmd(job, 'CKPT', opts)).replace(
                     'CKPT', ckpt)
             else:
@@ -465,7 +479,8 @@ def run_job(job: Job, args, index: int, total: int) -> bool:
     os.makedirs(job.work_dir, exist_ok=True)
     py = sys.executable
     if job.state in ('train', 'resume'):
-        cmd = train_cmd(job, args.cfg_options, job.state == 'resume', py)
+        cmd = train_cmd(job, args.cfg_options, job.state == 'resume', py,
+                        getattr(args, 'ranks', 1))
         shown = _join(['python'] + cmd[1:])
         _write_record(job, train_command=shown, train_status='running')
         log = osp.join(job.work_dir, 'train.log')

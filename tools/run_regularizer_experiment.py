@@ -58,10 +58,11 @@ from __future__ import annotations
 
 import argparse
 import glob
+import math
 import os.path as osp
 import subprocess
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = 'deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
@@ -134,11 +135,67 @@ def parse_args(argv=None):
                    help='training iterations of every run (default: the '
                    "configs' 1000, 2000 on collage); the poly decay ends "
                    'there too')
+    p.add_argument('--batch', type=int, default=None,
+                   help='images per process (default: the configs\' 8). '
+                   'The schedule keeps the images seen: with a global '
+                   'batch G = BATCH x RANKS the iterations, warm-up, '
+                   'validation and checkpoint intervals scale by 8 / G and '
+                   'the learning rate by sqrt(G / 8) (square-root scaling '
+                   'for AdamW; docs/experiments.md, batch-size sweep)')
+    p.add_argument('--ranks', type=int, default=1,
+                   help='processes per training run (torchrun --standalone '
+                   'on this machine; gloo on CPU): a simulated DDP run with '
+                   'the global batch BATCH x RANKS')
     p.add_argument('--work-root', default=None,
-                   help='default: work_dirs/regularizer_experiment/DATASET')
+                   help='default: work_dirs/regularizer_experiment/DATASET '
+                   '(DATASET_bBxR with --batch / --ranks)')
     p.add_argument('--list-arms', action='store_true',
                    help='print the arms of --dataset and exit')
     return p.parse_known_args(argv)
+
+
+#: images per process of every shipped CPU config (the batch the schedules
+#: were written for)
+BASE_BATCH = 8
+
+
+def schedule_options(cfg, iters: Optional[int], batch: int,
+                     ranks: int = 1) -> List[str]:
+    """``--cfg-options`` of the batch-size sweep: equal images seen.
+
+    With the global batch ``G = batch x ranks`` and the base batch ``b``
+    of the config (8): iterations, warm-up end, validation and checkpoint
+    intervals times ``b / G``; the learning rate times ``sqrt(G / b)``
+    (the square-root rule for adaptive optimisers: the variance of a batch
+    gradient falls like 1 / G, and Adam's step is normalised by its second
+    moment; Malladi et al., NeurIPS 2022). ``iters`` is the length
+    at the base batch (default: the config's).
+
+    Args:
+        cfg: The baseline arm's config (every arm of a study shares the
+            schedule).
+        iters: Iterations at the base batch, or None.
+        batch: Images per process.
+        ranks: Processes (the global batch is ``batch x ranks``).
+    """
+    if batch < 1 or ranks < 1:
+        raise SystemExit(f'--batch and --ranks must be >= 1, got {batch}, '
+                         f'{ranks}')
+    base = int(cfg.train_dataloader.batch_size)
+    g = batch * ranks
+    f = base / g
+    n = int(round((iters or cfg.train_cfg.max_iters) * f))
+    sched = cfg.param_scheduler
+    warm = int(round(sched[0]['end'] * f))
+    val = max(1, int(round(cfg.train_cfg.get('val_interval', n) * f)))
+    ckpt = max(1, int(round(cfg.default_hooks.checkpoint.interval * f)))
+    lr = cfg.optim_wrapper.optimizer.lr * math.sqrt(g / base)
+    return [f'train_dataloader.batch_size={batch}',
+            f'train_cfg.max_iters={n}', f'train_cfg.val_interval={val}',
+            f'param_scheduler.0.end={warm}',
+            f'param_scheduler.1.begin={warm}', f'param_scheduler.1.end={n}',
+            f'optim_wrapper.optimizer.lr={lr:.6g}',
+            f'default_hooks.checkpoint.interval={ckpt}']
 
 
 def ablate_argv(args, rest: List[str]) -> List[str]:
@@ -153,13 +210,25 @@ def ablate_argv(args, rest: List[str]) -> List[str]:
         else:
             raise SystemExit(f'unknown arm {arm!r} for --dataset '
                              f'{args.dataset}; known: {sorted(table)}')
+    batch = getattr(args, 'batch', None)
+    ranks = getattr(args, 'ranks', 1) or 1
+    name = args.dataset if batch is None and ranks == 1 else \
+        f'{args.dataset}_b{batch or BASE_BATCH}x{ranks}'
     root = args.work_root or osp.join('work_dirs', 'regularizer_experiment',
-                                      args.dataset)
+                                      name)
     argv = ['--arms', *specs, '--seeds', *map(str, args.seeds),
             '--work-root', root]
-    if args.iters:
+    if ranks > 1:
+        argv += ['--ranks', str(ranks)]
+    opts = []
+    if batch is not None or ranks > 1:
+        from mmengine import Config
+        cfg = Config.fromfile(specs[0].split('=', 1)[1])
+        opts = schedule_options(cfg, args.iters, batch or BASE_BATCH, ranks)
+    elif args.iters:
         opts = [f'train_cfg.max_iters={args.iters}',
                 f'param_scheduler.1.end={args.iters}']
+    if opts:
         if '--cfg-options' in rest:  # merge with the user's options
             i = rest.index('--cfg-options')
             rest = rest[:i + 1] + opts + rest[i + 1:]

@@ -301,3 +301,14 @@ def test_seed_placeholder_in_cfg_options(ablate, tmp_path, capsys):
     assert proc.returncode == 0, proc.stderr
     assert 'load_from=/ck/ce/seed3/iter_2000.pth' in proc.stdout
     assert '{seed}' not in proc.stdout
+
+
+def test_ranks_run_training_under_torchrun(ablate, tmp_path):
+    job = ablate.plan([('reg', DEMO_CONFIG)], [1], str(tmp_path),
+                      check=False)[0]
+    cmd = ablate.train_cmd(job, [], resume=False, python='py', ranks=4)
+    assert cmd[:5] == ['py', '-m', 'torch.distributed.run', '--standalone',
+                       '--nproc_per_node=4']
+    assert cmd[-2:] == ['--launcher', 'pytorch']
+    assert ablate.train_cmd(job, [], resume=False, python='py')[0:2] == [
+        'py', ablate._script('train.py')]

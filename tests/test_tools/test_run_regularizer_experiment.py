@@ -83,3 +83,36 @@ def test_collage_arms_are_the_realistic_configs_with_the_anchors(study):
     for cfg in arms.values():
         assert cfg.startswith('configs/realistic/') and osp.isfile(
             osp.join(study.REPO, cfg)), cfg
+
+
+def test_batch_sweep_keeps_the_images_seen(study):
+    """--batch / --ranks: iterations, warm-up and intervals x 8 / G, the
+    learning rate x sqrt(G / 8) (G = batch x ranks), its own work root; a
+    simulated 4 x 2 DDP run has the schedule of batch 8."""
+    from mmengine import Config
+    cfg = Config.fromfile(osp.join(REPO_ROOT,
+                                   study.known_arms('collage')['ce']))
+    opts = dict(o.split('=') for o in study.schedule_options(cfg, None, 2))
+    assert opts['train_dataloader.batch_size'] == '2'
+    assert opts['train_cfg.max_iters'] == '8000'
+    assert opts['param_scheduler.1.end'] == '8000'
+    assert opts['param_scheduler.0.end'] == opts[
+        'param_scheduler.1.begin'] == '200'
+    assert opts['train_cfg.val_interval'] == '2000'
+    assert opts['default_hooks.checkpoint.interval'] == '2000'
+    assert float(opts['optim_wrapper.optimizer.lr']) == pytest.approx(1e-3)
+    ddp = dict(o.split('=') for o in study.schedule_options(cfg, None, 2, 4))
+    assert ddp['train_cfg.max_iters'] == '2000'
+    assert float(ddp['optim_wrapper.optimizer.lr']) == pytest.approx(2e-3)
+    assert study.schedule_options(cfg, 1000, 4)[1] == \
+        'train_cfg.max_iters=2000'
+    args, rest = study.parse_args(['--dataset', 'collage', '--arms', 'ce',
+                                   'jml', '--batch', '2', '--ranks', '4'])
+    argv = study.ablate_argv(args, rest)
+    assert argv[argv.index('--work-root') + 1].endswith('collage_b2x4')
+    assert argv[argv.index('--ranks') + 1] == '4'
+    assert 'train_cfg.max_iters=2000' in argv
+    args, rest = study.parse_args(['--dataset', 'collage', '--arms', 'ce'])
+    argv = study.ablate_argv(args, rest)
+    assert '--ranks' not in argv and '--cfg-options' not in argv
+    assert argv[argv.index('--work-root') + 1].endswith('collage')
