@@ -1,0 +1,73 @@
+"""tools/batch_sweep.py: the batch-size sweep's tables and figure."""
+from __future__ import annotations
+
+import json
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+
+sys.path.insert(0, osp.join(REPO_ROOT, 'tests', 'test_evaluation'))
+from segreg_fake_runs import CLASSES, make_fake_run  # noqa: E402
+
+
+@pytest.fixture
+def sweep(tools_on_path):
+    import batch_sweep
+    return batch_sweep
+
+
+def _root(tmp_path, name, qualities):
+    """A study root: arm -> per-seed prediction quality."""
+    root = tmp_path / name
+    for arm, qs in qualities.items():
+        for seed, q in enumerate(qs):
+            make_fake_run(str(root / arm / f'seed{seed}'), seed, q)
+    # training pixel shares: the last classes are the rare ones
+    pixels = {c: float(10**(len(CLASSES) - i)) for i, c in
+              enumerate(CLASSES)}
+    (root / 'train_class_pixels.json').write_text(json.dumps(pixels))
+    return str(root)
+
+
+def test_tables_intervals_and_drops(sweep, tmp_path):
+    big = _root(tmp_path, 'b8', {'ce': [0.5, 0.55, 0.6],
+                                 'reg': [0.7, 0.72, 0.75]})
+    small = _root(tmp_path, 'b2', {'ce': [0.3, 0.35, 0.4],
+                                   'reg': [0.65, 0.7, 0.72]})
+    out = tmp_path / 'out'
+    assert sweep.main(['--sweep', f'8={big}', '--sweep', f'2={small}',
+                       '--arms', 'ce', 'reg', '--out', str(out)]) == 0
+    res = json.loads((out / 'batch_sweep.json').read_text())
+    assert res['largest_batch'] == '8' and res['metrics'] == ['mIoU', 'rare']
+    c8, c2 = res['cells']['8|reg'], res['cells']['2|reg']
+    # the mean and interval are those of the per-seed values
+    x = np.array(c8['mIoU']['values'])
+    assert c8['mIoU']['mean'] == pytest.approx(x.mean())
+    assert c8['mIoU']['half'] > 0 and c8['seeds'] == [0, 1, 2]
+    # paired difference to the baseline at the same batch
+    base = np.array(res['cells']['8|ce']['mIoU']['values'])
+    assert c8['mIoU']['vs_baseline']['delta'] == pytest.approx(
+        (x - base).mean())
+    # drop from the largest batch: the baseline loses more than reg
+    drop_ce = res['cells']['2|ce']['mIoU']['vs_largest_batch']['delta']
+    drop_reg = c2['mIoU']['vs_largest_batch']['delta']
+    assert drop_ce < drop_reg
+    assert res['rare_classes'] == ['kite', 'bird', 'car']  # rarest first
+    assert 'vs_largest_batch' not in c8['mIoU']
+    md = (out / 'batch_sweep.md').read_text()
+    assert '## mIoU: drop from batch 8' in md and '| reg |' in md
+    assert 'Rarest third' in md
+    assert (out / 'batch_sweep.png').is_file()
+
+
+def test_bad_sweep_spec_is_one_line(sweep, tmp_path, capsys):
+    assert sweep.main(['--sweep', 'eight', '--arms', 'ce', '--out',
+                       str(tmp_path)]) == 2
+    assert 'LABEL=ROOT' in capsys.readouterr().err
+    assert sweep.main(['--sweep', f'8b={tmp_path}', '--arms', 'ce', '--out',
+                       str(tmp_path)]) == 2
+    assert 'BxR' in capsys.readouterr().err

@@ -1,0 +1,257 @@
+#!/usr/bin/env python
+"""The batch-size sweep (issue 15): mIoU and rare-third mIoU against the batch.
+
+Each ``--sweep LABEL=ROOT`` is one study root of
+``tools/run_regularizer_experiment.py`` (``ROOT/ARM/seedS`` run folders):
+the same arms trained at one batch size, with the images seen held equal
+(``--batch`` / ``--ranks`` there). For every arm and batch this writes the
+mean over seeds with its 95% t-interval, the paired difference to the
+baseline arm at the same batch, and the drop from the largest batch to each
+smaller one (Welch interval: the runs of two batches are different
+trainings), for mIoU and for the mIoU of the rarest third of the classes
+(by training pixel share, as the report's frequency bins). The question it
+is built to answer: does the dataset-level form lose less as the batch
+shrinks than the per-batch surrogates?
+
+Outputs in ``--out``: ``batch_sweep.md`` (the tables), ``batch_sweep.json``
+and ``batch_sweep.png`` (two panels, mean and interval per arm against the
+batch; needs matplotlib, skipped with a note without it).
+
+Example::
+
+    python tools/batch_sweep.py --out work_dirs/batch_sweep \\
+        --sweep 8=work_dirs/regularizer_experiment/collage \\
+        --sweep 4=work_dirs/regularizer_experiment/collage_b4x1 \\
+        --sweep 2=work_dirs/regularizer_experiment/collage_b2x1 \\
+        --sweep 4x2=work_dirs/regularizer_experiment/collage_b2x4 \\
+        --arms ce lovasz jml dual_iou dual_iou_dataset
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from segreg.evaluation.report.analysis import frequency_bins  # noqa: E402
+from segreg.evaluation.report.runs import (load_class_pixels,  # noqa: E402
+                                           load_run)
+from segreg.evaluation.stats import paired_t, t_interval, welch_t  # noqa: E402
+
+#: the file tools/ablate.py writes into a study root
+CLASS_PIXELS_FILE = 'train_class_pixels.json'
+
+
+def _images_per_step(label: str) -> int:
+    """``'8'`` -> 8, ``'2x4'`` (batch x ranks) -> 8."""
+    out = 1
+    for part in label.split('x'):
+        out *= int(part)
+    return out
+
+
+def arm_values(root: str, arm: str, notes: List[str],
+               bins: Optional[List[np.ndarray]] = None) -> Dict[int, dict]:
+    """``{seed: {'mIoU': .., 'rare': ..}}`` of the evaluated runs of an arm."""
+    out = {}
+    for folder in sorted(glob.glob(osp.join(root, arm, 'seed*'))):
+        run = load_run(arm, folder, notes)
+        if run is None:
+            continue
+        row = {'mIoU': run.value('mIoU')}
+        if bins is not None:
+            iou = run.class_iou()[bins[0]]
+            row['rare'] = float(np.nanmean(iou)) if np.isfinite(iou).any() \
+                else math.nan
+        seed = run.seed if run.seed is not None else len(out)
+        out[seed] = row
+    return out
+
+
+def _rare_bins(roots: Sequence[str], arm: str, notes: List[str]):
+    """Frequency bins from the first root's training pixel counts."""
+    for root in roots:
+        path = osp.join(root, CLASS_PIXELS_FILE)
+        runs = sorted(glob.glob(osp.join(root, arm, 'seed*')))
+        if not (osp.isfile(path) and runs):
+            continue
+        run = load_run(arm, runs[0], [])
+        if run is None:
+            continue
+        freq = load_class_pixels(path, run.classes, notes)
+        if freq is not None:
+            return frequency_bins(np.asarray(freq, dtype=np.float64)), \
+                run.classes
+    notes.append(f'no {CLASS_PIXELS_FILE} in any root: no rare-third column')
+    return None, None
+
+
+def summarise(sweeps: Sequence[tuple], arms: Sequence[str], baseline: str,
+              level: float = 0.95) -> dict:
+    """Every number of the tables (see the module docstring)."""
+    notes: List[str] = []
+    bins, classes = _rare_bins([r for _, r in sweeps], baseline, notes)
+    values = {label: {arm: arm_values(root, arm, notes, bins)
+                      for arm in arms} for label, root in sweeps}
+    metrics = ['mIoU'] + (['rare'] if bins is not None else [])
+    res = {'labels': [lab for lab, _ in sweeps], 'arms': list(arms),
+           'baseline': baseline, 'metrics': metrics, 'notes': notes,
+           'rare_classes': None if bins is None else
+           [classes[i] for i in bins[0]], 'cells': {}}
+    ref_label = max(res['labels'], key=_images_per_step)
+    for label, _ in sweeps:
+        for arm in arms:
+            vals = values[label][arm]
+            cell = {'seeds': sorted(vals)}
+            for m in metrics:
+                x = [vals[s][m] for s in sorted(vals)]
+                mean, half = t_interval(x, level) if x else (math.nan,
+                                                             math.nan)
+                cell[m] = {'mean': mean, 'half': half, 'values': x}
+                base = values[label][baseline]
+                common = [s for s in sorted(vals) if s in base]
+                if arm != baseline and len(common) >= 2:
+                    d, h, p = paired_t([vals[s][m] for s in common],
+                                       [base[s][m] for s in common], level)
+                    cell[m]['vs_baseline'] = {'delta': d, 'half': h, 'p': p}
+                ref = values[ref_label][arm]
+                if label != ref_label and len(x) >= 2 and len(ref) >= 2:
+                    y = [ref[s][m] for s in sorted(ref)]
+                    d, h, p = welch_t(x, y, level)
+                    cell[m]['vs_largest_batch'] = {'delta': d, 'half': h,
+                                                   'p': p}
+            res['cells'][f'{label}|{arm}'] = cell
+    res['largest_batch'] = ref_label
+    return res
+
+
+def _fmt(v: Optional[dict], key='mean') -> str:
+    if not v or not np.isfinite(v.get(key, math.nan)):
+        return '-'
+    if key == 'mean':
+        return f"{v['mean']:.2f} +- {v['half']:.2f}" if np.isfinite(
+            v['half']) else f"{v['mean']:.2f}"
+    return f"{v['delta']:+.2f} [{v['delta'] - v['half']:+.2f}, " \
+        f"{v['delta'] + v['half']:+.2f}]"
+
+
+def markdown(res: dict) -> str:
+    names = {'mIoU': 'mIoU', 'rare': 'rare-third mIoU'}
+    lines = ['# Batch-size sweep', '',
+             f"Mean over seeds +- 95% t half-width; differences to "
+             f"`{res['baseline']}` at the same batch are paired over seeds, "
+             f"drops from batch {res['largest_batch']} are Welch intervals "
+             '(different trainings). Batch labels: images per process, '
+             '`BxR` = B per process on R processes.', '']
+    if res['rare_classes']:
+        lines += ['Rarest third (training pixel share): ' +
+                  ', '.join(res['rare_classes']) + '.', '']
+    for m in res['metrics']:
+        for part, title, key in (('', 'mean', 'mean'),
+                                 ('vs_baseline', f"vs {res['baseline']}",
+                                  'delta'),
+                                 ('vs_largest_batch', 'drop from batch '
+                                  f"{res['largest_batch']}", 'delta')):
+            lines += [f'## {names[m]}: {title}', '',
+                      '| arm | ' + ' | '.join(res['labels']) + ' |',
+                      '|---|' + '---|' * len(res['labels'])]
+            for arm in res['arms']:
+                row = []
+                for lab in res['labels']:
+                    c = res['cells'][f'{lab}|{arm}'][m]
+                    row.append(_fmt(c if not part else c.get(part), key))
+                lines.append(f'| {arm} | ' + ' | '.join(row) + ' |')
+            lines.append('')
+    if res['notes']:
+        lines += ['Notes:', ''] + [f'- {n}' for n in res['notes']]
+    return '\n'.join(lines) + '\n'
+
+
+def figure(res: dict, path: str) -> Optional[str]:
+    """Mean +- interval against the images per step, one line per arm."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return 'matplotlib is not installed: no figure'
+    labels = sorted(res['labels'], key=_images_per_step)
+    fig, axes = plt.subplots(1, len(res['metrics']),
+                             figsize=(5 * len(res['metrics']), 3.6))
+    axes = np.atleast_1d(axes)
+    for ax, m in zip(axes, res['metrics']):
+        for k, arm in enumerate(res['arms']):
+            xs = np.arange(len(labels)) + (k - len(res['arms']) / 2) * 0.04
+            c = [res['cells'][f'{lab}|{arm}'][m] for lab in labels]
+            ax.errorbar(xs, [v['mean'] for v in c],
+                        yerr=[v['half'] if np.isfinite(v['half']) else 0
+                              for v in c], marker='o', capsize=3, label=arm)
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlabel('batch (images per process x processes)')
+        ax.set_ylabel({'mIoU': 'mIoU', 'rare': 'rare-third mIoU'}[m])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--sweep', action='append', required=True,
+                   metavar='LABEL=ROOT',
+                   help='a batch label (8, 4, 2, 2x4) and its study root')
+    p.add_argument('--arms', nargs='+', required=True)
+    p.add_argument('--baseline', default=None,
+                   help='default: the first arm')
+    p.add_argument('--out', required=True)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    sweeps = []
+    for spec in args.sweep:
+        label, sep, root = spec.partition('=')
+        if not sep or not osp.isdir(root):
+            print(f'batch_sweep: --sweep {spec!r}: expected LABEL=ROOT with '
+                  'an existing study root (tools/run_regularizer_experiment'
+                  '.py --batch B --ranks R writes one)', file=sys.stderr)
+            return 2
+        try:
+            _images_per_step(label)
+        except ValueError:
+            print(f'batch_sweep: --sweep {spec!r}: the label must be B or '
+                  'BxR (integers)', file=sys.stderr)
+            return 2
+        sweeps.append((label, root))
+    baseline = args.baseline or args.arms[0]
+    res = summarise(sweeps, args.arms, baseline)
+    os.makedirs(args.out, exist_ok=True)
+    note = figure(res, osp.join(args.out, 'batch_sweep.png'))
+    if note:
+        res['notes'].append(note)
+    with open(osp.join(args.out, 'batch_sweep.md'), 'w') as f:
+        f.write(markdown(res))
+    with open(osp.join(args.out, 'batch_sweep.json'), 'w') as f:
+        json.dump(res, f, indent=1, default=float)
+    print(f'wrote {args.out}/batch_sweep.md, .json'
+          + ('' if note else ', .png'))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
