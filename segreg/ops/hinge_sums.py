@@ -110,6 +110,12 @@ def _flat(x: Tensor) -> Tensor:
     return x.as_strided((x.numel(), ), (1, ))
 
 
+def _positive(x: Tensor) -> Tensor:
+    """``[x > 0]`` as 0/1 in ``x``'s dtype (``sign`` of the clamp: cheaper
+    on CPU than a comparison and a conversion)."""
+    return x.clamp(min=0).sign_()
+
+
 def _class_offsets(x: Tensor) -> Tensor:
     """(B, *spatial) storage offset of class 0 of every pixel of ``x``."""
     B, sp = x.shape[0], x.shape[2:]
@@ -153,7 +159,7 @@ class _SoftmaxOwn(torch.autograd.Function):
         Sf, mf = S.reshape(-1), m.reshape(-1)
         zm = _flat(z).index_select(0, own) - mf
         d = Sf - zm.exp()
-        live = d > r_min                  # not clamped (only a maximum can be)
+        live = _positive(d - r_min)       # not clamped (only a maximum can be)
         d = d.clamp(min=r_min)
         s_own = zm - d.log()
         token.update(z=z, p=p, S=Sf, m=mf, base=base, own=own, r_min=r_min,
@@ -167,37 +173,40 @@ class _SoftmaxOwn(torch.autograd.Function):
     def backward(ctx, g_own: Tensor, _link: Tensor):
         p, S, own, d_own, live = ctx.saved_tensors
         Sf = S.reshape(-1)
-        zero = torch.zeros((), dtype=p.dtype, device=p.device)
-        # the own entries: one per pixel, aligned with the pixels
-        h_own = g_own.reshape(-1) * live / d_own
-        sp_own = d_own < 1.0              # own class is the dominant maximum
-        h_rest = torch.where(sp_own, zero, h_own)
-        h_max = torch.where(sp_own, h_own, zero)
-        g_max = torch.where(sp_own, g_own.reshape(-1) * live, zero)
+        # the own entries: one per pixel, aligned with the pixels. Masks
+        # are 0/1 floats and selections products (finite values only):
+        # torch.where and bool conversions are 3-10x dearer on CPU
+        g = g_own.reshape(-1) * live
+        h_own = g / d_own
+        sp_own = _positive(1.0 - d_own)   # own class is the dominant maximum
+        h_max = h_own * sp_own
+        h_rest = h_own - h_max
+        g_max = g * sp_own
         # the negatives' sparse gradients (their pixels hold few entries)
         grads = ctx.token.pop('grads', [])
         ctx.token['grads'] = []
         if grads:
             off, pix, G, d = (torch.cat(t) for t in zip(*grads))
             h = G / d
-            special = d < 1.0
-            h_rest.index_add_(0, pix, torch.where(special, zero, h))
-            h_max.index_add_(0, pix, torch.where(special, h, zero))
-            g_max.index_add_(0, pix, torch.where(special, G, zero))
+            special = _positive(1.0 - d)
+            h_sp = h * special
+            h_rest.index_add_(0, pix, h - h_sp)
+            h_max.index_add_(0, pix, h_sp)
+            g_max.index_add_(0, pix, G * special)
         # dense: -e_k sum_c h_c = -p_k S (h_rest + h_max)
         H = (h_rest + h_max) * Sf
         dz = torch.mul(p, (-H).view(S.shape))
         dzf = _flat(dz)
         # own entries: their final value, written (-e H + S h, or at a
-        # dominant maximum G_a - sum_{c != a} h_c)
-        dense_own = dzf.index_select(0, own)      # = -p_own S H
-        dzf.index_copy_(0, own, torch.where(sp_own, g_max - h_rest,
-                                            dense_own + Sf * h_own))
+        # dominant maximum G_a - sum_{c != a} h_c, where the first form
+        # cancels: it is multiplied by 0 there, never added and removed)
+        val = (dzf.index_select(0, own) + Sf * h_own) * (1.0 - sp_own) + \
+            (g_max - h_rest) * sp_own
+        dzf.index_copy_(0, own, val)
         if grads:
-            dzf.index_add_(0, off, torch.where(
-                special, zero, Sf.index_select(0, pix) * h))
-            if bool(special.any()):
-                sp = special.nonzero().squeeze(1)
+            dzf.index_add_(0, off, Sf.index_select(0, pix) * (h - h_sp))
+            sp = special.nonzero().squeeze(1)   # rare: wrong and confident
+            if sp.numel():
                 dzf.index_copy_(0, off.index_select(0, sp),
                                 (g_max - h_rest).index_select(
                                     0, pix.index_select(0, sp)))
@@ -220,7 +229,7 @@ class _SparseNegativeHinge(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, link: Tensor, scale: Tensor, thr: Tensor,
-                labels: Tensor, pw: Optional[Tensor], token: dict) -> Tensor:
+                pw: Optional[Tensor], token: dict) -> Tensor:
         z, p, Sf, mf = token['z'], token['p'], token['S'], token['m']
         B, C = p.shape[:2]
         HW = math.prod(p.shape[2:])
@@ -245,11 +254,11 @@ class _SparseNegativeHinge(torch.autograd.Function):
         off = token['base'].index_select(0, pix) + c * z.stride(1)
         zm = _flat(z).index_select(0, off) - mf.index_select(0, pix)
         d = Sf.index_select(0, pix) - zm.exp()
-        live = d > token['r_min']
+        live = _positive(d - token['r_min'])
         d = d.clamp(min=token['r_min'])
         s = zm - d.log()
         v = torch.relu(scale.index_select(0, c) * s + thr.index_select(0, c))
-        w = (v > 0).to(v.dtype)
+        w = _positive(v)
         if pw is not None:
             w = w * pw.index_select(0, pix)
         fp = torch.zeros(C, dtype=v.dtype, device=v.device).index_add_(
@@ -272,7 +281,7 @@ class _SparseNegativeHinge(torch.autograd.Function):
             g_thr = g * z.index_add(0, c, w)          # sum pw [active]
             g_scale = g * z.index_add(0, c, w * s)    # sum pw [active] s
         link = torch.zeros((), dtype=g.dtype, device=g.device)
-        return link, g_scale, g_thr, None, None, None
+        return link, g_scale, g_thr, None, None
 
 
 # ---------------------------------------------------------------------------
@@ -283,8 +292,11 @@ class LogOddsScores(NamedTuple):
 
     Attributes:
         pos_scores (Tensor): (N,) ``s_{i, y_i}`` (0-weight at ignored
-            pixels, whose value is that of class 0); an autograd output.
-        pos_labels (Tensor): (N,) labels, ``C`` at ignored pixels.
+            pixels, whose value is that of their label clamped into
+            ``[0, C)``); an autograd output.
+        pos_class (Tensor): (N,) labels clamped into ``[0, C)``: the class
+            of a valid pixel; at an ignored pixel (weight 0) meaningless.
+            ``pos_labels`` (a property) has ``C`` there.
         pos_weight (Tensor): (N,) pixel weights, 0 at ignored pixels.
         n_pos (Tensor): (C,) ``n_c = sum_{y_i = c} w_i``.
         link (Tensor): 0-dim autograd link to the softmax node.
@@ -294,12 +306,19 @@ class LogOddsScores(NamedTuple):
             by the autograd functions.
     """
     pos_scores: Tensor
-    pos_labels: Tensor
+    pos_class: Tensor
     pos_weight: Tensor
     n_pos: Tensor
     link: Tensor
     pixel_weight: Optional[Tensor]
     token: dict
+
+    @property
+    def pos_labels(self) -> Tensor:
+        """(N,) labels with ``C`` at ignored pixels (computed on access)."""
+        C = self.n_pos.numel()
+        return torch.where(self.pos_weight > 0, self.pos_class,
+                           torch.full_like(self.pos_class, C))
 
 
 def log_odds_scores(logits: Tensor, labels: Tensor,
@@ -339,7 +358,9 @@ def log_odds_scores(logits: Tensor, labels: Tensor,
         pw = torch.where(valid, w, torch.zeros((), dtype=dt, device=w.device))
     else:
         pw = None if bool(valid.all()) else valid.to(dt)
-    y0 = torch.where(valid, y, torch.zeros_like(y))
+    # an ignored pixel's class does not matter (its weight is 0): clamping
+    # is cheaper than a selection
+    y0 = y.clamp(0, C - 1)
     base = _class_offsets(x).reshape(-1)
     own = base + y0.reshape(-1) * x.stride(1)
     _, r_min = log_odds_clamp(dt)
@@ -348,9 +369,8 @@ def log_odds_scores(logits: Tensor, labels: Tensor,
     yf = y0.reshape(-1)
     wf = torch.ones_like(s_own) if pw is None else pw.reshape(-1)
     n = torch.zeros(C, dtype=dt, device=x.device).index_add_(0, yf, wf)
-    y_pos = torch.where(valid.reshape(-1), yf, torch.full_like(yf, C))
     pw_f = None if pw is None else pw.reshape(-1)
-    return LogOddsScores(s_own, y_pos, wf, n, link, pw_f, token)
+    return LogOddsScores(s_own, yf, wf, n, link, pw_f, token)
 
 
 def _per_class(v: Scalar, C: int, ref: Tensor) -> Tensor:
@@ -375,7 +395,7 @@ def negative_hinge_sums(sc: LogOddsScores, thr: Scalar = 1.0,
     C = sc.n_pos.numel()
     ref = sc.pos_scores
     return _SparseNegativeHinge.apply(sc.link, _per_class(scale, C, ref),
-                                      _per_class(thr, C, ref), sc.pos_labels,
+                                      _per_class(thr, C, ref),
                                       sc.pixel_weight, sc.token)
 
 
@@ -393,8 +413,7 @@ def positive_hinge_sums(sc: LogOddsScores, scale: Scalar = 1.0,
         Tensor: (C,).
     """
     C = sc.n_pos.numel()
-    y = torch.where(sc.pos_labels < C, sc.pos_labels,
-                    torch.zeros_like(sc.pos_labels))
+    y = sc.pos_class
     f = sc.pos_scores
     if isinstance(scale, Tensor) and scale.numel() > 1:
         f = f * scale.to(f.dtype).index_select(0, y)

@@ -107,8 +107,7 @@ class ExactLPLoss(PixelMetricLoss):
         # the fused log-odds op (segreg.ops.hinge_sums): scores, positives,
         # and the negative hinge sums with a hand-written backward
         sc = log_odds_scores(batch.logits, batch.labels, batch.weight)
-        y = torch.where(sc.pos_labels < C, sc.pos_labels,
-                        torch.zeros_like(sc.pos_labels))
+        y = sc.pos_class
         n = sc.n_pos
         scales = n.new_full((C, ), self.init_scale) if self.log_scale is None \
             else self.log_scale.to(n.dtype).exp()
@@ -136,7 +135,7 @@ class ExactLPLoss(PixelMetricLoss):
         # the water-filling threshold of the global batch by Newton steps on
         # all-reduced class sums (O(C) per step, no gather of positives)
         thr = newton_threshold(
-            f_pos, sc.pos_labels, C, sc.pos_weight,
+            f_pos, sc.pos_class, C, sc.pos_weight,
             all_reduce=all_reduce_sum_ if batch.sync else None,
             all_reduce_grad=all_reduce_sum if batch.sync else None)
         feasible = thr.feasible & solve
