@@ -22,7 +22,7 @@ before the first run; see data/README.md):
 Arms: ``ce``, ``dual_iou``, ``lovasz`` on every dataset; on the demo also
 ``dual_fbeta``, ``smeasure``, ``dice`` (mmseg's); on collage also ``jml``
 (Jaccard metric loss), ``jml_mix`` (0.25 CE + 0.75 JML), ``dice`` (masked
-Dice), ``dual_iou_dataset`` (solver='dataset'), ``dual_iou_w05`` (the default
+Dice; these three on aerial too), ``dual_iou_dataset`` (solver='dataset'), ``dual_iou_w05`` (the default
 at half weight) and the fine-tuning arms ``ce_ft``, ``dual_iou_ft``,
 ``lovasz_ft``, ``jml_ft`` (500 iterations from a CE checkpoint: example
 below); and every variant config under ``configs/demo/variants/`` as
@@ -93,6 +93,9 @@ def known_arms(dataset: str) -> Dict[str, str]:
             'ce': f'configs/demo/{AERIAL}',
             'dual_iou': f'configs/demo/dualreg-iou_{AERIAL}',
             'lovasz': f'configs/demo/lovasz_{AERIAL}',
+            'jml': f'configs/demo/jml_{AERIAL}',
+            'jml_mix': f'configs/demo/jml-mix_{AERIAL}',
+            'dice': f'configs/demo/dice_{AERIAL}',
         }
     elif dataset == 'collage':
         arms = {name: f'configs/realistic/{prefix}{COLLAGE}'
