@@ -23,7 +23,7 @@ Arms: ``ce``, ``dual_iou``, ``lovasz`` on every dataset; on the demo also
 ``dual_fbeta``, ``smeasure``, ``dice`` (mmseg's); on collage also ``jml``
 (Jaccard metric loss), ``jml_mix`` (0.25 CE + 0.75 JML), ``dice`` (masked
 Dice; these three on aerial too), ``dual_iou_dataset`` (solver='dataset'), ``dual_iou_w05`` (the default
-at half weight) and the fine-tuning arms ``ce_ft``, ``dual_iou_ft``,
+at half weight), ``dual_fbeta`` (DualFbetaLoss, F1) and the fine-tuning arms ``ce_ft``, ``dual_iou_ft``,
 ``lovasz_ft``, ``jml_ft`` (500 iterations from a CE checkpoint: example
 below); and every variant config under ``configs/demo/variants/`` as
 ``dual_iou_<variant>`` on demo and aerial (``--list-arms``).
@@ -104,7 +104,8 @@ def known_arms(dataset: str) -> Dict[str, str]:
                     ('lovasz', 'lovasz_'), ('jml', 'jml_'),
                     ('jml_mix', 'jml-mix_'), ('dice', 'dice_'),
                     ('dual_iou_dataset', 'dualreg-iou-dataset_'),
-                    ('dual_iou_w05', 'dualreg-iou-w05_'))}
+                    ('dual_iou_w05', 'dualreg-iou-w05_'),
+                    ('dual_fbeta', 'dualreg-fbeta_'))}
         # the fine-tuning protocol: 500 iterations from a CE checkpoint
         # (--cfg-options load_from=.../ce/seed{seed}/iter_2000.pth)
         for name, prefix in (('ce', 'ft-ce_'), ('dual_iou', 'ft-dualreg-iou_'),
