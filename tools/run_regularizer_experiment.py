@@ -20,13 +20,14 @@ before the first run; see data/README.md):
            thin roads and rivers, tiny objects (80x80)
 
 Arms: ``ce``, ``dual_iou``, ``lovasz`` on every dataset; on the demo also
-``dual_fbeta``, ``smeasure``, ``dice`` (mmseg's); on collage also ``jml``
-(Jaccard metric loss), ``jml_mix`` (0.25 CE + 0.75 JML), ``dice`` (masked
-Dice; these three on aerial too), ``dual_iou_dataset`` (solver='dataset'), ``dual_iou_w05`` (the default
-at half weight), ``dual_fbeta`` (DualFbetaLoss, F1) and the fine-tuning arms ``ce_ft``, ``dual_iou_ft``,
-``lovasz_ft``, ``jml_ft`` (500 iterations from a CE checkpoint: example
-below); and every variant config under ``configs/demo/variants/`` as
-``dual_iou_<variant>`` on demo and aerial (``--list-arms``).
+``dual_fbeta``, ``smeasure``, ``dice`` (mmseg's); on collage and aerial also
+``jml`` (Jaccard metric loss), ``jml_mix`` (0.25 CE + 0.75 JML) and ``dice``
+(masked Dice); on collage also ``dual_iou_dataset`` (solver='dataset'),
+``dual_iou_w05`` (the default at half weight), ``dual_fbeta`` (DualFbetaLoss,
+F1) and the fine-tuning arms ``ce_ft``, ``dual_iou_ft``, ``lovasz_ft``,
+``jml_ft`` (500 iterations from a CE checkpoint: example below); and every
+variant config under ``configs/demo/variants/`` as ``dual_iou_<variant>`` on
+demo and aerial (``--list-arms``).
 Anything else (``--seeds``, ``--jobs``, ``--dry-run``, ``--print-commands``,
 ``--gpus``, ``--cfg-options``, ``--force``, ``--bootstrap``) goes to ablate.
 
