@@ -48,8 +48,8 @@ from segreg.evaluation.report.runs import (load_class_pixels,  # noqa: E402
                                            load_run)
 from segreg.evaluation.stats import paired_t, t_interval, welch_t  # noqa: E402
 
-#: the file tools/ablate.py writes into a study root
-CLASS_PIXELS_FILE = 'train_class_pixels.json'
+sys.path.insert(0, osp.join(REPO, 'tools'))
+from ablate import CLASS_PIXELS_FILE  # noqa: E402  (what it writes per root)
 
 
 def _images_per_step(label: str) -> int:

@@ -116,6 +116,16 @@ def _positive(x: Tensor) -> Tensor:
     return x.clamp(min=0).sign_()
 
 
+def _gathered_log_odds(zm: Tensor, S: Tensor, r_min: float):
+    """``(s, d, live)`` of gathered entries from ``zm = z - m`` and their
+    pixels' ``S``: ``d = S - e`` clamped at ``r_min`` (only a pixel's
+    maximum can be; ``live`` is 0 there: no gradient), ``s = zm - log d``."""
+    d = S - zm.exp()
+    live = _positive(d - r_min)
+    d = d.clamp(min=r_min)
+    return zm - d.log(), d, live
+
+
 def _class_offsets(x: Tensor) -> Tensor:
     """(B, *spatial) storage offset of class 0 of every pixel of ``x``."""
     B, sp = x.shape[0], x.shape[2:]
@@ -157,11 +167,8 @@ class _SoftmaxOwn(torch.autograd.Function):
         S = p.sum(dim=1, keepdim=True)
         p.div_(S)
         Sf, mf = S.reshape(-1), m.reshape(-1)
-        zm = _flat(z).index_select(0, own) - mf
-        d = Sf - zm.exp()
-        live = _positive(d - r_min)       # not clamped (only a maximum can be)
-        d = d.clamp(min=r_min)
-        s_own = zm - d.log()
+        s_own, d, live = _gathered_log_odds(
+            _flat(z).index_select(0, own) - mf, Sf, r_min)
         token.update(z=z, p=p, S=Sf, m=mf, base=base, own=own, r_min=r_min,
                      grads=[])
         ctx.token = token
@@ -252,11 +259,9 @@ class _SparseNegativeHinge(torch.autograd.Function):
              > 0).nonzero()
         pix, c = px.index_select(0, k[:, 0]), k[:, 1]
         off = token['base'].index_select(0, pix) + c * z.stride(1)
-        zm = _flat(z).index_select(0, off) - mf.index_select(0, pix)
-        d = Sf.index_select(0, pix) - zm.exp()
-        live = _positive(d - token['r_min'])
-        d = d.clamp(min=token['r_min'])
-        s = zm - d.log()
+        s, d, live = _gathered_log_odds(
+            _flat(z).index_select(0, off) - mf.index_select(0, pix),
+            Sf.index_select(0, pix), token['r_min'])
         v = torch.relu(scale.index_select(0, c) * s + thr.index_select(0, c))
         w = _positive(v)
         if pw is not None:
