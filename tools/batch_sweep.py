@@ -177,6 +177,11 @@ def markdown(res: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _is_multi(label: str) -> bool:
+    """``'BxR'`` with ``R > 1``: a multi-process setting."""
+    return 'x' in label and label.split('x')[1] not in ('', '1')
+
+
 def figure(res: dict, path: str) -> Optional[str]:
     """Mean +- interval against the images per step, one line per arm."""
     try:
@@ -191,11 +196,24 @@ def figure(res: dict, path: str) -> Optional[str]:
     axes = np.atleast_1d(axes)
     for ax, m in zip(axes, res['metrics']):
         for k, arm in enumerate(res['arms']):
-            xs = np.arange(len(labels)) + (k - len(res['arms']) / 2) * 0.04
-            c = [res['cells'][f'{lab}|{arm}'][m] for lab in labels]
-            ax.errorbar(xs, [v['mean'] for v in c],
-                        yerr=[v['half'] if np.isfinite(v['half']) else 0
-                              for v in c], marker='o', capsize=3, label=arm)
+            # one line through the single-process batches; a multi-process
+            # setting (BxR) is its own point (square, no line: it is not a
+            # step along the same axis)
+            color = None
+            for multi in (False, True):
+                idx = [i for i, lab in enumerate(labels)
+                       if _is_multi(lab) == multi]
+                if not idx:
+                    continue
+                c = [res['cells'][f'{labels[i]}|{arm}'][m] for i in idx]
+                xs = np.array(idx) + (k - len(res['arms']) / 2) * 0.04
+                line = ax.errorbar(
+                    xs, [v['mean'] for v in c],
+                    yerr=[v['half'] if np.isfinite(v['half']) else 0
+                          for v in c], marker='s' if multi else 'o',
+                    linestyle='none' if multi else '-', capsize=3,
+                    color=color, label=None if color else arm)
+                color = line[0].get_color()
         ax.set_xticks(range(len(labels)), labels)
         ax.set_xlabel('batch (images per process x processes)')
         ax.set_ylabel({'mIoU': 'mIoU', 'rare': 'rare-third mIoU'}[m])

@@ -71,3 +71,10 @@ def test_bad_sweep_spec_is_one_line(sweep, tmp_path, capsys):
     assert sweep.main(['--sweep', f'8b={tmp_path}', '--arms', 'ce', '--out',
                        str(tmp_path)]) == 2
     assert 'BxR' in capsys.readouterr().err
+
+
+def test_multi_process_settings_are_points_not_steps_of_the_line(sweep):
+    """The figure joins single-process batches by a line and draws a
+    ``BxR`` setting (R > 1) as its own point."""
+    assert [sweep._is_multi(lab) for lab in ('8', '2', '2x1', '2x4', '4x2')
+            ] == [False, False, False, True, True]
