@@ -1,7 +1,8 @@
 # Realistic benchmark arm: CE + the dataset-level form of DualIoU
 # (solver='dataset': the paper's Lagrangian over the training set, class
 # shares counted over the batches seen, duals mu_c stepped by DualAscentHook;
-# docs/regularizer_derivation.md, section 16). Not measured yet.
+# docs/regularizer_derivation.md, section 16). Measured in the batch-size
+# sweep (docs/experiments.md): weaker than the default at every batch.
 _base_ = './dualreg-iou_deeplabv3plus_r18-tiny_1xb8-2k_collage-80x80.py'
 num_classes = 12
 model = dict(
