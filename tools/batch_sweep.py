@@ -35,7 +35,7 @@ import math
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -52,12 +52,17 @@ sys.path.insert(0, osp.join(REPO, 'tools'))
 from ablate import CLASS_PIXELS_FILE  # noqa: E402  (what it writes per root)
 
 
+def _batch_ranks(label: str) -> Tuple[int, int]:
+    """``'8'`` -> (8, 1), ``'2x4'`` (batch x ranks) -> (2, 4); ValueError
+    unless integers."""
+    batch, *ranks = (int(part) for part in label.split('x'))
+    return batch, math.prod(ranks)
+
+
 def _images_per_step(label: str) -> int:
     """``'8'`` -> 8, ``'2x4'`` (batch x ranks) -> 8."""
-    out = 1
-    for part in label.split('x'):
-        out *= int(part)
-    return out
+    batch, ranks = _batch_ranks(label)
+    return batch * ranks
 
 
 def arm_values(root: str, arm: str, notes: List[str],
@@ -179,7 +184,7 @@ def markdown(res: dict) -> str:
 
 def _is_multi(label: str) -> bool:
     """``'BxR'`` with ``R > 1``: a multi-process setting."""
-    return 'x' in label and label.split('x')[1] not in ('', '1')
+    return _batch_ranks(label)[1] > 1
 
 
 def figure(res: dict, path: str) -> Optional[str]:
@@ -199,7 +204,7 @@ def figure(res: dict, path: str) -> Optional[str]:
             # one line through the single-process batches; a multi-process
             # setting (BxR) is its own point (square, no line: it is not a
             # step along the same axis)
-            color = None
+            label = arm
             for multi in (False, True):
                 idx = [i for i, lab in enumerate(labels)
                        if _is_multi(lab) == multi]
@@ -207,13 +212,12 @@ def figure(res: dict, path: str) -> Optional[str]:
                     continue
                 c = [res['cells'][f'{labels[i]}|{arm}'][m] for i in idx]
                 xs = np.array(idx) + (k - len(res['arms']) / 2) * 0.04
-                line = ax.errorbar(
-                    xs, [v['mean'] for v in c],
-                    yerr=[v['half'] if np.isfinite(v['half']) else 0
-                          for v in c], marker='s' if multi else 'o',
-                    linestyle='none' if multi else '-', capsize=3,
-                    color=color, label=None if color else arm)
-                color = line[0].get_color()
+                ax.errorbar(xs, [v['mean'] for v in c],
+                            yerr=[v['half'] if np.isfinite(v['half']) else 0
+                                  for v in c], marker='s' if multi else 'o',
+                            linestyle='none' if multi else '-', capsize=3,
+                            color=f'C{k}', label=label)
+                label = None   # one legend entry per arm
         ax.set_xticks(range(len(labels)), labels)
         ax.set_xlabel('batch (images per process x processes)')
         ax.set_ylabel({'mIoU': 'mIoU', 'rare': 'rare-third mIoU'}[m])
