@@ -24,6 +24,7 @@ Arms: ``ce``, ``dual_iou``, ``lovasz`` on every dataset; on the demo also
 ``jml`` (Jaccard metric loss), ``jml_mix`` (0.25 CE + 0.75 JML) and ``dice``
 (masked Dice); on collage also ``dual_iou_dataset`` (solver='dataset'),
 ``dual_iou_dataset_eta0025`` (its dual step divided by 4, for ``--batch 2``),
+``dual_iou_dataset_mumax2`` (its dual domain capped at 2 instead of 10),
 ``dual_iou_w05`` (the default at half weight), ``dual_fbeta`` (DualFbetaLoss,
 F1) and the fine-tuning arms ``ce_ft``, ``dual_iou_ft``, ``lovasz_ft``,
 ``jml_ft`` (500 iterations from a CE checkpoint: example below); and every
@@ -108,6 +109,8 @@ def known_arms(dataset: str) -> Dict[str, str]:
                     ('dual_iou_dataset', 'dualreg-iou-dataset_'),
                     ('dual_iou_dataset_eta0025',
                      'dualreg-iou-dataset-eta0025_'),
+                    ('dual_iou_dataset_mumax2',
+                     'dualreg-iou-dataset-mumax2_'),
                     ('dual_iou_w05', 'dualreg-iou-w05_'),
                     ('dual_fbeta', 'dualreg-fbeta_'))}
         # the fine-tuning protocol: 500 iterations from a CE checkpoint
