@@ -8,14 +8,16 @@ the same arms trained at one batch size, with the images seen held equal
 mean over seeds with its 95% t-interval, the paired difference to the
 baseline arm at the same batch, and the drop from the largest batch to each
 smaller one (Welch interval: the runs of two batches are different
-trainings), for mIoU and for the mIoU of the rarest third of the classes
-(by training pixel share, as the report's frequency bins). The question it
-is built to answer: does the dataset-level form lose less as the batch
-shrinks than the per-batch surrogates?
+trainings), for mIoU, aAcc and the mIoU of the rarest and of the most
+frequent third of the classes (by training pixel share, as the report's
+frequency bins). The question it is built to answer: does the dataset-level
+form lose less as the batch shrinks than the per-batch surrogates?
 
-Outputs in ``--out``: ``batch_sweep.md`` (the tables), ``batch_sweep.json``
-and ``batch_sweep.png`` (two panels, mean and interval per arm against the
-batch; needs matplotlib, skipped with a note without it).
+Outputs in ``--out``: ``batch_sweep.md`` and ``batch_sweep.html`` (the same
+tables and figure; the HTML embeds the figure and opens offline, as
+tools/compare.py's report), ``batch_sweep.json`` (every number) and
+``batch_sweep.png`` (mIoU and rare-third mIoU, mean and interval per arm
+against the batch; needs matplotlib, skipped with a note without it).
 
 Example::
 
@@ -23,7 +25,7 @@ Example::
         --sweep 8=work_dirs/regularizer_experiment/collage \\
         --sweep 4=work_dirs/regularizer_experiment/collage_b4x1 \\
         --sweep 2=work_dirs/regularizer_experiment/collage_b2x1 \\
-        --sweep 4x2=work_dirs/regularizer_experiment/collage_b2x4 \\
+        --sweep 2x4=work_dirs/regularizer_experiment/collage_b2x4 \\
         --arms ce lovasz jml dual_iou dual_iou_dataset
 """
 from __future__ import annotations
@@ -67,17 +69,19 @@ def _images_per_step(label: str) -> int:
 
 def arm_values(root: str, arm: str, notes: List[str],
                bins: Optional[List[np.ndarray]] = None) -> Dict[int, dict]:
-    """``{seed: {'mIoU': .., 'rare': ..}}`` of the evaluated runs of an arm."""
+    """``{seed: {metric: value}}`` of the evaluated runs of an arm (mIoU,
+    aAcc and, with ``bins``, the rare- and frequent-third mIoU)."""
     out = {}
     for folder in sorted(glob.glob(osp.join(root, arm, 'seed*'))):
         run = load_run(arm, folder, notes)
         if run is None:
             continue
-        row = {'mIoU': run.value('mIoU')}
+        row = {'mIoU': run.value('mIoU'), 'aAcc': run.value('aAcc')}
         if bins is not None:
-            iou = run.class_iou()[bins[0]]
-            row['rare'] = float(np.nanmean(iou)) if np.isfinite(iou).any() \
-                else math.nan
+            for key, idx in (('rare', bins[0]), ('frequent', bins[-1])):
+                iou = run.class_iou()[idx]
+                row[key] = float(np.nanmean(iou)) \
+                    if np.isfinite(iou).any() else math.nan
         seed = run.seed if run.seed is not None else len(out)
         out[seed] = row
     return out
@@ -108,11 +112,14 @@ def summarise(sweeps: Sequence[tuple], arms: Sequence[str], baseline: str,
     bins, classes = _rare_bins([r for _, r in sweeps], baseline, notes)
     values = {label: {arm: arm_values(root, arm, notes, bins)
                       for arm in arms} for label, root in sweeps}
-    metrics = ['mIoU'] + (['rare'] if bins is not None else [])
+    metrics = ['mIoU'] + (['rare', 'frequent'] if bins is not None
+                          else []) + ['aAcc']
     res = {'labels': [lab for lab, _ in sweeps], 'arms': list(arms),
            'baseline': baseline, 'metrics': metrics, 'notes': notes,
            'rare_classes': None if bins is None else
-           [classes[i] for i in bins[0]], 'cells': {}}
+           [classes[i] for i in bins[0]],
+           'frequent_classes': None if bins is None else
+           [classes[i] for i in bins[-1]], 'cells': {}}
     ref_label = max(res['labels'], key=_images_per_step)
     for label, _ in sweeps:
         for arm in arms:
@@ -150,36 +157,59 @@ def _fmt(v: Optional[dict], key='mean') -> str:
         f"{v['delta'] + v['half']:+.2f}]"
 
 
-def markdown(res: dict) -> str:
-    names = {'mIoU': 'mIoU', 'rare': 'rare-third mIoU'}
-    lines = ['# Batch-size sweep', '',
-             f"Mean over seeds +- 95% t half-width; differences to "
-             f"`{res['baseline']}` at the same batch are paired over seeds, "
-             f"drops from batch {res['largest_batch']} are Welch intervals "
-             '(different trainings). Batch labels: images per process, '
-             '`BxR` = B per process on R processes.', '']
-    if res['rare_classes']:
-        lines += ['Rarest third (training pixel share): ' +
-                  ', '.join(res['rare_classes']) + '.', '']
+#: metric key -> its name in the tables and the figure
+METRIC_NAMES = {'mIoU': 'mIoU', 'rare': 'rare-third mIoU',
+                'frequent': 'frequent-third mIoU', 'aAcc': 'aAcc'}
+#: the metrics drawn (the issue's question); the tables hold them all
+FIGURE_METRICS = ('mIoU', 'rare')
+
+
+def document(res: dict, figure_path: Optional[str] = None):
+    """The tables (and the figure) as the report's document model
+    (``segreg.evaluation.report.document``), rendered to Markdown and to
+    self-contained HTML by the caller."""
+    from segreg.evaluation.report import Document
+    doc = Document()
+    doc.h(1, 'Batch-size sweep')
+    doc.p('Mean over seeds +- 95% t half-width; differences to '
+          f"`{res['baseline']}` at the same batch are paired over seeds, "
+          f"drops from batch {res['largest_batch']} are Welch intervals "
+          '(different trainings). Batch labels: images per process, '
+          '`BxR` = B per process on R processes.')
+    for key, what in (('rare_classes', 'Rarest'),
+                      ('frequent_classes', 'Most frequent')):
+        if res.get(key):
+            doc.p(f'{what} third (training pixel share): '
+                  + ', '.join(res[key]) + '.')
+    if figure_path is not None:
+        doc.img(figure_path, 'mIoU and rare-third mIoU against the batch '
+                '(mean and 95% interval over seeds; squares: multi-process '
+                'settings)')
     for m in res['metrics']:
         for part, title, key in (('', 'mean', 'mean'),
                                  ('vs_baseline', f"vs {res['baseline']}",
                                   'delta'),
                                  ('vs_largest_batch', 'drop from batch '
                                   f"{res['largest_batch']}", 'delta')):
-            lines += [f'## {names[m]}: {title}', '',
-                      '| arm | ' + ' | '.join(res['labels']) + ' |',
-                      '|---|' + '---|' * len(res['labels'])]
+            rows = []
             for arm in res['arms']:
-                row = []
+                row = [arm]
                 for lab in res['labels']:
                     c = res['cells'][f'{lab}|{arm}'][m]
                     row.append(_fmt(c if not part else c.get(part), key))
-                lines.append(f'| {arm} | ' + ' | '.join(row) + ' |')
-            lines.append('')
+                rows.append(row)
+            doc.h(2, f'{METRIC_NAMES[m]}: {title}')
+            doc.table(['arm'] + list(res['labels']), rows)
     if res['notes']:
-        lines += ['Notes:', ''] + [f'- {n}' for n in res['notes']]
-    return '\n'.join(lines) + '\n'
+        doc.p('Notes:')
+        doc.ul(res['notes'])
+    return doc
+
+
+def markdown(res: dict, out_dir: str = '.',
+             figure_path: Optional[str] = None) -> str:
+    """``batch_sweep.md``: :func:`document` in Markdown."""
+    return document(res, figure_path).markdown(out_dir)
 
 
 def _is_multi(label: str) -> bool:
@@ -196,10 +226,10 @@ def figure(res: dict, path: str) -> Optional[str]:
     except ImportError:
         return 'matplotlib is not installed: no figure'
     labels = sorted(res['labels'], key=_images_per_step)
-    fig, axes = plt.subplots(1, len(res['metrics']),
-                             figsize=(5 * len(res['metrics']), 3.6))
+    metrics = [m for m in FIGURE_METRICS if m in res['metrics']]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6))
     axes = np.atleast_1d(axes)
-    for ax, m in zip(axes, res['metrics']):
+    for ax, m in zip(axes, metrics):
         for k, arm in enumerate(res['arms']):
             # one line through the single-process batches; a multi-process
             # setting (BxR) is its own point (square, no line: it is not a
@@ -220,7 +250,7 @@ def figure(res: dict, path: str) -> Optional[str]:
                 label = None   # one legend entry per arm
         ax.set_xticks(range(len(labels)), labels)
         ax.set_xlabel('batch (images per process x processes)')
-        ax.set_ylabel({'mIoU': 'mIoU', 'rare': 'rare-third mIoU'}[m])
+        ax.set_ylabel(METRIC_NAMES[m])
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
@@ -263,14 +293,18 @@ def main(argv=None) -> int:
     baseline = args.baseline or args.arms[0]
     res = summarise(sweeps, args.arms, baseline)
     os.makedirs(args.out, exist_ok=True)
-    note = figure(res, osp.join(args.out, 'batch_sweep.png'))
+    png = osp.join(args.out, 'batch_sweep.png')
+    note = figure(res, png)
     if note:
         res['notes'].append(note)
+    doc = document(res, None if note else png)
     with open(osp.join(args.out, 'batch_sweep.md'), 'w') as f:
-        f.write(markdown(res))
+        f.write(doc.markdown(args.out))
+    with open(osp.join(args.out, 'batch_sweep.html'), 'w') as f:
+        f.write(doc.html('Batch-size sweep'))
     with open(osp.join(args.out, 'batch_sweep.json'), 'w') as f:
         json.dump(res, f, indent=1, default=float)
-    print(f'wrote {args.out}/batch_sweep.md, .json'
+    print(f'wrote {args.out}/batch_sweep.md, .html, .json'
           + ('' if note else ', .png'))
     return 0
 

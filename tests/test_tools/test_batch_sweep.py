@@ -42,7 +42,8 @@ def test_tables_intervals_and_drops(sweep, tmp_path):
     assert sweep.main(['--sweep', f'8={big}', '--sweep', f'2={small}',
                        '--arms', 'ce', 'reg', '--out', str(out)]) == 0
     res = json.loads((out / 'batch_sweep.json').read_text())
-    assert res['largest_batch'] == '8' and res['metrics'] == ['mIoU', 'rare']
+    assert res['largest_batch'] == '8'
+    assert res['metrics'] == ['mIoU', 'rare', 'frequent', 'aAcc']
     c8, c2 = res['cells']['8|reg'], res['cells']['2|reg']
     # the mean and interval are those of the per-seed values
     x = np.array(c8['mIoU']['values'])
@@ -57,11 +58,35 @@ def test_tables_intervals_and_drops(sweep, tmp_path):
     drop_reg = c2['mIoU']['vs_largest_batch']['delta']
     assert drop_ce < drop_reg
     assert res['rare_classes'] == ['kite', 'bird', 'car']  # rarest first
+    assert res['frequent_classes'][-1] == CLASSES[0]
     assert 'vs_largest_batch' not in c8['mIoU']
     md = (out / 'batch_sweep.md').read_text()
     assert '## mIoU: drop from batch 8' in md and '| reg |' in md
-    assert 'Rarest third' in md
+    assert 'Rarest third' in md and '## aAcc: mean' in md
+    assert '](batch_sweep.png)' in md            # the figure, linked
     assert (out / 'batch_sweep.png').is_file()
+    # the same document as self-contained HTML: the figure embedded
+    html = (out / 'batch_sweep.html').read_text()
+    assert html.count('data:image/png;base64,') == 1
+    assert '<h2>frequent-third mIoU: vs ce</h2>' in html
+
+
+def test_frequent_third_and_aacc_are_those_of_the_runs(sweep, tmp_path):
+    """The frequent-third cell is the mean IoU of the most frequent
+    classes of each run; aAcc the run's own."""
+    import segreg.evaluation.report.runs as runs
+    root = _root(tmp_path, 'b8', {'ce': [0.5, 0.6], 'reg': [0.7, 0.8]})
+    res = sweep.summarise([('8', root)], ['ce', 'reg'], 'ce')
+    names = res['frequent_classes']
+    for arm in ('ce', 'reg'):
+        cell = res['cells'][f'8|{arm}']
+        for seed in (0, 1):
+            run = runs.load_run(arm, f'{root}/{arm}/seed{seed}', [])
+            iou = run.class_iou()[[run.classes.index(c) for c in names]]
+            assert cell['frequent']['values'][seed] == pytest.approx(
+                float(np.nanmean(iou)))
+            assert cell['aAcc']['values'][seed] == pytest.approx(
+                run.value('aAcc'))
 
 
 def test_bad_sweep_spec_is_one_line(sweep, tmp_path, capsys):

@@ -40,13 +40,14 @@ Modules, in the order of the pipeline: :mod:`.runs` (reading folders),
 from .analysis import (BIN_NAMES, ArmStats, BinStats, DeltaStats, analyse,
                        class_order, frequency_bins)
 from .build import MAX_HEATMAP_CLASSES, ReportResult, build_report
+from .document import Document
 from .figures import fig_class_delta, fig_confusion, fig_curves, fig_summary
 from .qualitative import choose_images, per_image_miou
 from .runs import (RUN_RECORD_FILE, ReportError, Run, find_metrics_dir,
                    load_run, load_scalars, parse_run_specs)
 
 __all__ = [
-    'BIN_NAMES', 'ArmStats', 'BinStats', 'DeltaStats', 'analyse',
+    'BIN_NAMES', 'ArmStats', 'BinStats', 'DeltaStats', 'Document', 'analyse',
     'class_order', 'frequency_bins', 'MAX_HEATMAP_CLASSES', 'ReportResult',
     'build_report', 'fig_class_delta', 'fig_confusion', 'fig_curves',
     'fig_summary', 'choose_images', 'per_image_miou', 'RUN_RECORD_FILE',

@@ -24,7 +24,7 @@ from .analysis import (BIN_NAMES, ArmStats, BinStats, DeltaStats, analyse,
                        arm_confusion, bin_stats, class_order,
                        frequency_bins, nanmean_rows, row_normalised,
                        top_confusions)
-from .document import _ci, _Doc, _f, _mean_pm, _p, _pm, _safe
+from .document import _ci, Document, _f, _mean_pm, _p, _pm, _safe
 from .figures import fig_class_delta, fig_confusion, fig_curves, fig_summary
 from .figures import _curve_keys
 from .qualitative import (build_grid, choose_images, grid_runs,
@@ -116,7 +116,7 @@ class _Ctx:
 
 
 # ---------------------------------------------------------------- sections
-def _bins_table(doc: _Doc, ctx: _Ctx) -> None:
+def _bins_table(doc: Document, ctx: _Ctx) -> None:
     sizes = [len(g) for g in ctx.bin_groups]
     doc.p(f'**mIoU by class frequency.** Classes sorted by '
           f'{ctx.bin_source} and cut into thirds of '
@@ -149,7 +149,7 @@ def _bins_table(doc: _Doc, ctx: _Ctx) -> None:
         for n, g in zip(BIN_NAMES, ctx.bin_groups)) + '.')
 
 
-def section_summary(doc: _Doc, ctx: _Ctx) -> None:
+def section_summary(doc: Document, ctx: _Ctx) -> None:
     pct, stats = ctx.pct, ctx.stats
     doc.h(2, 'Summary per arm')
     doc.p(f'Mean over seeds ± half-width of the {pct} Student-t interval '
@@ -181,7 +181,7 @@ def section_summary(doc: _Doc, ctx: _Ctx) -> None:
     doc.img(ctx.figures[-1], 'Summary metrics per arm')
 
 
-def section_deltas(doc: _Doc, ctx: _Ctx) -> None:
+def section_deltas(doc: Document, ctx: _Ctx) -> None:
     if ctx.baseline is None or not ctx.deltas:
         return
     pct = ctx.pct
@@ -200,7 +200,7 @@ def section_deltas(doc: _Doc, ctx: _Ctx) -> None:
                 d.test, _ci(*d.boot_ci), _p(d.boot_p)] for d in ctx.deltas])
 
 
-def section_grid(doc: _Doc, ctx: _Ctx, per_direction: int = 2,
+def section_grid(doc: Document, ctx: _Ctx, per_direction: int = 2,
                  random_count: int = 2, max_images: int = 12) -> None:
     """Image | ground truth | baseline | arms, for images chosen by rule."""
     if ctx.baseline is None:
@@ -256,7 +256,7 @@ def section_grid(doc: _Doc, ctx: _Ctx, per_direction: int = 2,
                 for r in rows]
 
 
-def section_per_class(doc: _Doc, ctx: _Ctx) -> None:
+def section_per_class(doc: Document, ctx: _Ctx) -> None:
     classes, stats, baseline = ctx.classes, ctx.stats, ctx.baseline
     freq = ctx.freq if ctx.freq is not None else np.zeros(len(classes))
     order = class_order(freq) if ctx.freq is not None else \
@@ -295,7 +295,7 @@ def section_per_class(doc: _Doc, ctx: _Ctx) -> None:
     section_confusion(doc, ctx, order)
 
 
-def section_confusion(doc: _Doc, ctx: _Ctx, order: np.ndarray) -> None:
+def section_confusion(doc: Document, ctx: _Ctx, order: np.ndarray) -> None:
     """Row-normalised confusion of the baseline and each arm's change."""
     base_name = ctx.baseline or next(iter(ctx.stats))
     mats = {}
@@ -356,7 +356,7 @@ def section_confusion(doc: _Doc, ctx: _Ctx, order: np.ndarray) -> None:
     doc.table(head, rows)
 
 
-def section_curves(doc: _Doc, ctx: _Ctx) -> None:
+def section_curves(doc: Document, ctx: _Ctx) -> None:
     doc.h(2, 'Training curves')
     loss_keys, val_keys, other_keys = _curve_keys(ctx.stats)
     if not (loss_keys or val_keys or other_keys):
@@ -382,7 +382,7 @@ def section_curves(doc: _Doc, ctx: _Ctx) -> None:
                                  f'first 24 plotted.')
 
 
-def section_configs(doc: _Doc, ctx: _Ctx) -> None:
+def section_configs(doc: Document, ctx: _Ctx) -> None:
     doc.h(2, 'Configs and commands')
     for name, a in ctx.stats.items():
         doc.h(3, name)
@@ -506,7 +506,7 @@ def build_report(run_specs: Sequence[Tuple[str, str]], out_dir: str,
         ctx.bin_groups = frequency_bins(bin_freq)
         ctx.bins = bin_stats(stats, ctx.bin_groups, baseline, level)
 
-    doc = _Doc()
+    doc = Document()
     doc.h(1, title)
     doc.p(f'{sum(len(a.runs) for a in stats.values())} runs in '
           f'{len(stats)} arms; baseline: '

@@ -45,7 +45,7 @@ def _safe(name: str) -> str:
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
 
 
-class _Doc:
+class Document:
     """A tiny document model rendered to Markdown and to HTML."""
 
     def __init__(self):
