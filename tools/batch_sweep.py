@@ -166,8 +166,8 @@ FIGURE_METRICS = ('mIoU', 'rare')
 
 def document(res: dict, figure_path: Optional[str] = None):
     """The tables (and the figure) as the report's document model
-    (``segreg.evaluation.report.document``), rendered to Markdown and to
-    self-contained HTML by the caller."""
+    (``segreg.evaluation.report.Document``); ``main`` renders it to
+    ``batch_sweep.md`` and to self-contained ``batch_sweep.html``."""
     from segreg.evaluation.report import Document
     doc = Document()
     doc.h(1, 'Batch-size sweep')
@@ -204,12 +204,6 @@ def document(res: dict, figure_path: Optional[str] = None):
         doc.p('Notes:')
         doc.ul(res['notes'])
     return doc
-
-
-def markdown(res: dict, out_dir: str = '.',
-             figure_path: Optional[str] = None) -> str:
-    """``batch_sweep.md``: :func:`document` in Markdown."""
-    return document(res, figure_path).markdown(out_dir)
 
 
 def _is_multi(label: str) -> bool:
