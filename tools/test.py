@@ -237,4 +237,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from segreg.utils.dist import exit_process
+    exit_process(main())

@@ -173,4 +173,5 @@ def run_training(cfg: Config) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from segreg.utils.dist import exit_process
+    exit_process(main())
