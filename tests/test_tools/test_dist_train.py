@@ -3,8 +3,8 @@ and exits 0, every time (10 runs in a row).
 
 Before segreg destroyed its process group at exit, 1 run in 4 ended with
 rank 1 printing "terminate called without an active exception" and torchrun
-returning 1 after a complete training; after it, about 1 run in 50 under
-load still did (a CI run on a busy machine: 1 of 10), until the tools ended
+returning 1 after a complete training; after it, it still happened, rarely
+(1 of 10 runs in one CI run on a busy machine), until the tools ended
 ranks with ``segreg.utils.dist.exit_process`` (no C++ static teardown).
 """
 from __future__ import annotations
