@@ -148,13 +148,13 @@ def exit_process(status: Optional[int]) -> None:
 
     Written by hand on purpose: after :func:`teardown_process_group`, a gloo
     rank could still (1 of 10 runs in one CI run on a busy machine) die at
-    interpreter shutdown with "terminate called without an active
-    exception" (SIGABRT, torchrun exit 1) after its work had finished: a
-    c10d / gloo background thread destroyed while joinable. The tools' work is done and written by
-    then (mmengine's ``LoggerHook.after_run`` closes the visualizer), so the
-    streams and logging handlers are flushed and the process leaves with
-    ``os._exit``, which runs no destructors. Used only under a launcher
-    (``WORLD_SIZE`` set); a plain run exits normally.
+    interpreter shutdown with "terminate called without an active exception"
+    (SIGABRT, torchrun exit 1) after its work had finished: a c10d / gloo
+    background thread destroyed while joinable. The tools' work is done and
+    written by then (mmengine's ``LoggerHook.after_run`` closes the
+    visualizer), so the streams and logging handlers are flushed and the
+    process leaves with ``os._exit``, which runs no destructors. Used only
+    under a launcher (``WORLD_SIZE`` set); a plain run exits normally.
     """
     import logging
     import os
