@@ -92,6 +92,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         '(e.g. train_cfg.max_iters=200); {seed} is replaced '
                         'by each run\'s seed (load_from=ROOT/ce/seed{seed}/'
                         'iter_2000.pth fine-tunes each seed from its CE run)')
+    parser.add_argument('--allow-new-keys', action='store_true',
+                        help='passed to tools/train.py and tools/test.py: '
+                        '--cfg-options may add keys the config does not '
+                        'have (e.g. a probe option of a loss)')
     parser.add_argument('--force', action='store_true',
                         help='redo pairs that are already done')
     parser.add_argument('--dry-run', action='store_true',
@@ -231,12 +235,21 @@ def seed_options(cfg_options: Sequence[str], seed) -> List[str]:
     return [o.replace('{seed}', str(seed)) for o in cfg_options]
 
 
+def _options(cfg_options: Sequence[str], seed, allow_new_keys: bool
+             ) -> List[str]:
+    """The ``--cfg-options`` (and ``--allow-new-keys``) arguments of a
+    run's tools/train.py or tools/test.py."""
+    opts = seed_options(cfg_options, seed)
+    return (['--cfg-options', *opts] if opts else []) + \
+        (['--allow-new-keys'] if allow_new_keys and opts else [])
+
+
 def train_cmd(job: Job, cfg_options: Sequence[str], resume: bool,
-              python: str = 'python', ranks: int = 1) -> List[str]:
+              python: str = 'python', ranks: int = 1,
+              allow_new_keys: bool = False) -> List[str]:
     """tools/train.py for one run; ``ranks > 1``: under ``torchrun
     --standalone`` (a free port per run, so parallel jobs do not collide)
     with ``--launcher pytorch``."""
-    cfg_options = seed_options(cfg_options, job.seed)
     launch = [python, '-m', 'torch.distributed.run', '--standalone',
               f'--nproc_per_node={ranks}'] if ranks > 1 else [python]
     cmd = launch + [_script('train.py'), job.config, '--work-dir',
@@ -245,21 +258,17 @@ def train_cmd(job: Job, cfg_options: Sequence[str], resume: bool,
         cmd += ['--launcher', 'pytorch']
     if resume:
         cmd.append('--resume')
-    if cfg_options:
-        cmd += ['--cfg-options', *cfg_options]
-    return cmd
+    return cmd + _options(cfg_options, job.seed, allow_new_keys)
 
 
 def test_cmd(job: Job, checkpoint: str, cfg_options: Sequence[str],
-             python: str = 'python') -> List[str]:
-    cfg_options = seed_options(cfg_options, job.seed)
+             python: str = 'python', allow_new_keys: bool = False
+             ) -> List[str]:
     cmd = [python, _script('test.py'), job.config, checkpoint, '--out',
            job.eval_dir]
     if job.save_preds:
         cmd.append('--save-preds')
-    if cfg_options:
-        cmd += ['--cfg-options', *cfg_options]
-    return cmd
+    return cmd + _options(cfg_options, job.seed, allow_new_keys)
 
 
 def compare_cmd(arms, work_root: str, out: str, baseline: str,
@@ -317,6 +326,7 @@ def _join(cmd: Sequence[str]) -> str:
 def print_commands(mode: str, jobs: List[Job], args, arms,
                    baseline: str) -> str:
     opts = args.cfg_options
+    new = getattr(args, 'allow_new_keys', False)
     q = shlex.quote
     generated = _join(['python', 'tools/ablate.py'] + list(sys.argv[1:]))
     report = _join(compare_cmd(arms, args.work_root, args.out, baseline,
@@ -336,18 +346,18 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
             ckpt = f'"$(cat {q(job.work_dir)}/last_checkpoint)"'
             if mode == 'local':
                 tr = _join(train_cmd(job, opts, resume=False,
-                                     ranks=args.ranks))
-                te = _join(test_cmd(job, 'CKPT', opts)).replace(
-                    'CKPT', ckpt)
+                                     ranks=args.ranks, allow_new_keys=new))
+                te = _join(test_cmd(job, 'CKPT', opts, allow_new_keys=new)
+                           ).replace('CKPT', ckpt)
             else:
                 tr = _join(['bash', _script('dist_train.sh'), job.config,
                             str(args.gpus), '--work-dir', job.work_dir,
                             '--seed', str(job.seed)] +
-                           (['--cfg-options', *seed_options(opts, job.seed)]
-                            if opts else []))
+                           _options(opts, job.seed, new))
                 te = _join(['python', '-m', 'torch.distributed.run',
                             f'--nproc_per_node={args.gpus}'] +
-                           test_cmd(job, 'CKPT', opts)[1:] +
+                           test_cmd(job, 'CKPT', opts,
+                                    allow_new_keys=new)[1:] +
                            ['--launcher', 'pytorch']).replace('CKPT', ckpt)
             lines += [f'# {job.arm}, seed {job.seed}',
                       f'if [ ! -f {q(done)} ]; then',
@@ -386,7 +396,8 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
               'DONE="$W/eval/preds_index.json"; SAVEPREDS="--save-preds"; fi',
               '[ -f "$DONE" ] && { echo "done: $W"; exit 0; }',
               'RESUME=""; [ -f "$W/last_checkpoint" ] && RESUME="--resume"',
-              'CFGOPT=(' + (' '.join(['--cfg-options'] + [q(o) for o in opts])
+              'CFGOPT=(' + (' '.join(['--cfg-options'] + [q(o) for o in opts]
+                                     + (['--allow-new-keys'] if new else []))
                             if opts else '') + ')',
               # {seed} in a cfg option: this task's seed
               'CFGOPT=(${CFGOPT[@]+"${CFGOPT[@]//"{seed}"/${SEEDS[$i]}}"})',
@@ -480,7 +491,8 @@ def run_job(job: Job, args, index: int, total: int) -> bool:
     py = sys.executable
     if job.state in ('train', 'resume'):
         cmd = train_cmd(job, args.cfg_options, job.state == 'resume', py,
-                        getattr(args, 'ranks', 1))
+                        getattr(args, 'ranks', 1),
+                        getattr(args, 'allow_new_keys', False))
         shown = _join(['python'] + cmd[1:])
         _write_record(job, train_command=shown, train_status='running')
         log = osp.join(job.work_dir, 'train.log')
@@ -502,7 +514,8 @@ def run_job(job: Job, args, index: int, total: int) -> bool:
         return False
     with open(last) as f:
         ckpt = f.read().strip()
-    cmd = test_cmd(job, ckpt, args.cfg_options, sys.executable)
+    cmd = test_cmd(job, ckpt, args.cfg_options, sys.executable,
+                   getattr(args, 'allow_new_keys', False))
     log = osp.join(job.work_dir, 'test.log')
     print(f'{head}: evaluating {osp.basename(ckpt)} (log: {log})',
           flush=True)

@@ -312,3 +312,42 @@ def test_ranks_run_training_under_torchrun(ablate, tmp_path):
     assert cmd[-2:] == ['--launcher', 'pytorch']
     assert ablate.train_cmd(job, [], resume=False, python='py')[0:2] == [
         'py', ablate._script('train.py')]
+
+
+def test_allow_new_keys_reaches_train_and_test(ablate, tmp_path, capsys):
+    """``--allow-new-keys`` goes with the ``--cfg-options`` of every train
+    and test command (local, torchrun, SLURM) and nowhere without it."""
+    opt = 'model.decode_head.loss_decode.0.probe=1'
+    job = ablate.plan([('reg', DEMO_CONFIG)], [0], str(tmp_path),
+                      check=False)[0]
+    for new in (False, True):
+        tr = ablate.train_cmd(job, [opt], resume=False, allow_new_keys=new)
+        te = ablate.test_cmd(job, 'x.pth', [opt], allow_new_keys=new)
+        for cmd in (tr, te):
+            assert ('--allow-new-keys' in cmd) is new
+            assert cmd[cmd.index('--cfg-options') + 1] == opt
+    # no cfg option, nothing to allow: the flag is left out
+    assert '--allow-new-keys' not in ablate.train_cmd(
+        job, [], resume=False, allow_new_keys=True)
+    base = ['--arms', *_arms(), '--seeds', '0', '--work-root',
+            str(tmp_path), '--cfg-options', opt, '--allow-new-keys']
+    for mode in ('local', 'torchrun'):
+        assert ablate.main(base + ['--print-commands', mode]) == 0
+        lines = [ln for ln in capsys.readouterr().out.splitlines()
+                 if 'train.py' in ln or 'test.py' in ln
+                 or 'dist_train.sh' in ln]
+        assert len(lines) == 4
+        assert all('--allow-new-keys' in ln for ln in lines), lines
+    assert ablate.main(base + ['--print-commands', 'slurm']) == 0
+    script, fakebin = tmp_path / 'job.sbatch', tmp_path / 'bin'
+    script.write_text(capsys.readouterr().out)
+    fakebin.mkdir()
+    (fakebin / 'srun').write_text('#!/bin/sh\necho SRUN "$@"\n')
+    (fakebin / 'srun').chmod(0o755)
+    env = dict(os.environ, SLURM_ARRAY_TASK_ID='0',
+               PATH=f'{fakebin}:/usr/bin:/bin')
+    proc = subprocess.run(['bash', str(script)], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    runs = [ln for ln in proc.stdout.splitlines() if ln.startswith('SRUN')]
+    assert runs and all('--allow-new-keys' in ln for ln in runs), runs
