@@ -79,7 +79,7 @@ from torch import Tensor
 
 __all__ = ['LogOddsScores', 'log_odds_scores', 'negative_hinge_sums',
            'positive_hinge_sums', 'hinge_counts', 'FastHingeCounts',
-           'log_odds_clamp']
+           'log_odds_clamp', 'KERNELS']
 
 Scalar = Union[float, Tensor]
 
@@ -326,8 +326,33 @@ class LogOddsScores(NamedTuple):
                            torch.full_like(self.pos_class, C))
 
 
+def _sparse_own(x: Tensor, y0: Tensor, pw: Optional[Tensor], r_min: float,
+                token: dict) -> Tuple[Tensor, Tensor]:
+    """``(s_own, link)`` of the sparse kernel (flat storage offsets)."""
+    base = _class_offsets(x).reshape(-1)
+    own = base + y0.reshape(-1) * x.stride(1)
+    return _SoftmaxOwn.apply(x, own, base, r_min, token)
+
+
+def _compiled_own(x: Tensor, y0: Tensor, pw: Optional[Tensor], r_min: float,
+                  token: dict) -> Tuple[Tensor, Tensor]:
+    """``(s_own, link)`` of the compiled kernel (segreg.ops.compiled_hinge,
+    imported on first use: torch.compile is not loaded otherwise)."""
+    from segreg.ops.compiled_hinge import CompiledNegativeHinge, CompiledOwn
+    token['negative'] = CompiledNegativeHinge
+    return CompiledOwn.apply(x, y0, None if pw is None else pw.reshape(-1),
+                             r_min, token)
+
+
+#: kernel name -> (own-scores function, negative-hinge autograd Function;
+#: the compiled one is set by its own-scores function)
+KERNELS = {'sparse': (_sparse_own, _SparseNegativeHinge),
+           'compiled': (_compiled_own, None)}
+
+
 def log_odds_scores(logits: Tensor, labels: Tensor,
-                    weight: Optional[Tensor] = None) -> LogOddsScores:
+                    weight: Optional[Tensor] = None,
+                    kernel: str = 'sparse') -> LogOddsScores:
     r"""Softmax state of a batch and the log-odds of its positives.
 
     Args:
@@ -337,6 +362,12 @@ def log_odds_scores(logits: Tensor, labels: Tensor,
             255, or ``C``) are ignored pixels.
         weight (Tensor, optional): Non-negative pixel weights (0 leaves a
             pixel out).
+        kernel (str): ``'sparse'`` (default; eager PyTorch, this module) or
+            ``'compiled'`` (the same values and gradients from
+            ``torch.compile`` kernels, :mod:`segreg.ops.compiled_hinge`:
+            no (N, C) buffer kept, about half the peak memory; needs a C++
+            compiler on CPU / Triton on GPU and compiles on the first use
+            of a shape).
 
     Returns:
         LogOddsScores: feed it to :func:`negative_hinge_sums` and
@@ -366,11 +397,14 @@ def log_odds_scores(logits: Tensor, labels: Tensor,
     # an ignored pixel's class does not matter (its weight is 0): clamping
     # is cheaper than a selection
     y0 = y.clamp(0, C - 1)
-    base = _class_offsets(x).reshape(-1)
-    own = base + y0.reshape(-1) * x.stride(1)
     _, r_min = log_odds_clamp(dt)
-    token: dict = {}
-    s_own, link = _SoftmaxOwn.apply(x, own, base, r_min, token)
+    try:
+        own_fn, negative = KERNELS[kernel]
+    except KeyError:
+        raise ValueError(f'log_odds_scores: kernel must be one of '
+                         f'{sorted(KERNELS)}, got {kernel!r}') from None
+    token: dict = dict(negative=negative)
+    s_own, link = own_fn(x, y0, pw, r_min, token)
     yf = y0.reshape(-1)
     wf = torch.ones_like(s_own) if pw is None else pw.reshape(-1)
     n = torch.zeros(C, dtype=dt, device=x.device).index_add_(0, yf, wf)
@@ -399,7 +433,7 @@ def negative_hinge_sums(sc: LogOddsScores, thr: Scalar = 1.0,
     """
     C = sc.n_pos.numel()
     ref = sc.pos_scores
-    return _SparseNegativeHinge.apply(sc.link, _per_class(scale, C, ref),
+    return sc.token['negative'].apply(sc.link, _per_class(scale, C, ref),
                                       _per_class(thr, C, ref),
                                       sc.pixel_weight, sc.token)
 
@@ -450,7 +484,8 @@ class FastHingeCounts(NamedTuple):
 def hinge_counts(logits: Tensor, labels: Tensor,
                  weight: Optional[Tensor] = None,
                  surrogate: str = 'hinge',
-                 scale: Scalar = 1.0) -> FastHingeCounts:
+                 scale: Scalar = 1.0,
+                 kernel: str = 'sparse') -> FastHingeCounts:
     r"""The direct bound's per-class sums at threshold 1, from the logits.
 
     .. math::
@@ -473,6 +508,8 @@ def hinge_counts(logits: Tensor, labels: Tensor,
             path).
         scale (float | Tensor): Score scale ``v`` (scalar or (C,)), as a
             constant or differentiable.
+        kernel (str): ``'sparse'`` or ``'compiled'``
+            (:func:`log_odds_scores`).
 
     Returns:
         FastHingeCounts: ``(tp_l, fp_u, n_pos)``, (C,) each.
@@ -481,7 +518,7 @@ def hinge_counts(logits: Tensor, labels: Tensor,
         raise ValueError("hinge_counts implements surrogate='hinge' only; "
                          f'got {surrogate!r} (use segreg.ops.'
                          'classwise_negative_hinge for the others)')
-    sc = log_odds_scores(logits, labels, weight)
+    sc = log_odds_scores(logits, labels, weight, kernel)
     fp = negative_hinge_sums(sc, 1.0, scale)
     tp = positive_hinge_sums(sc, scale, 1.0)
     return FastHingeCounts(tp, fp, sc.n_pos)

@@ -61,6 +61,8 @@ class DatasetDualLoss(PixelMetricLoss):
         **kwargs: Of :class:`PixelMetricLoss`.
     """
 
+    kernels = ('sparse', 'compiled')
+
     has_duals = True
 
     def __init__(self, num_classes: int = None, metric: str = 'iou',
@@ -87,7 +89,8 @@ class DatasetDualLoss(PixelMetricLoss):
         C = batch.logits.shape[1]
         # the fused log-odds hinge sums (segreg.ops.hinge_sums): the same
         # hit / fp the persistent-dual form needs, at thresholds eps_c
-        sc = log_odds_scores(batch.logits, batch.labels, batch.weight)
+        sc = log_odds_scores(batch.logits, batch.labels, batch.weight,
+                             self.kernel)
         eps = self.log_eps.to(sc.pos_scores.dtype).exp()
         hit = positive_hinge_sums(sc, 1.0, eps)
         fp = negative_hinge_sums(sc, eps, 1.0)

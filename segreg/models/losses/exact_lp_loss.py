@@ -70,6 +70,8 @@ class ExactLPLoss(PixelMetricLoss):
         **kwargs: Of :class:`PixelMetricLoss`.
     """
 
+    kernels = ('sparse', 'compiled')
+
     def __init__(self, metric: str = 'iou', beta: float = 1.0,
                  learn_scale: bool = True,
                  init_scale: float = 1.0, normalize: str = 'sum',
@@ -106,7 +108,8 @@ class ExactLPLoss(PixelMetricLoss):
         C = batch.logits.shape[1]
         # the fused log-odds op (segreg.ops.hinge_sums): scores, positives,
         # and the negative hinge sums with a hand-written backward
-        sc = log_odds_scores(batch.logits, batch.labels, batch.weight)
+        sc = log_odds_scores(batch.logits, batch.labels, batch.weight,
+                             self.kernel)
         y = sc.pos_class
         n = sc.n_pos
         scales = n.new_full((C, ), self.init_scale) if self.log_scale is None \

@@ -53,11 +53,14 @@ class HingeBoundLoss(PixelMetricLoss):
             ``'square'`` or ``'logistic'`` (the paper's Remark 3).
         **kwargs: Of :class:`PixelMetricLoss` (``num_classes``, ``classes``,
             ``class_weight``, ``sample_stride`` (default 4), ``sync``,
-            ``nonfinite``, ``loss_weight``, ``loss_name``).
+            ``nonfinite``, ``kernel`` (``'compiled'`` with the hinge
+            surrogate only), ``loss_weight``, ``loss_name``).
 
     Shape:
         cls_score (B, C, H, W); label (B, H, W); weight (B, H, W) or None.
     """
+
+    kernels = ('sparse', 'compiled')
 
     def __init__(self, metric: str = 'iou', beta: float = 1.0,
                  surrogate: str = 'hinge',
@@ -68,11 +71,16 @@ class HingeBoundLoss(PixelMetricLoss):
                              f'{surrogate!r}')
         self.metric, self.beta = check_metric(metric, beta)
         self.surrogate = surrogate
+        if surrogate != 'hinge' and self.kernel != 'sparse':
+            raise ValueError(f"HingeBoundLoss: kernel={self.kernel!r} "
+                             "implements surrogate='hinge' only, got "
+                             f"surrogate={surrogate!r}; use kernel='sparse'")
         # the hinge has a fused op with a hand-written backward (same values
         # and gradients, ~3x faster at every pixel: docs/loss_cost.md); the
         # other surrogates keep the plain autograd path
-        self._counts = hinge_counts if surrogate == 'hinge' else partial(
-            classwise_hinge_counts, surrogate=surrogate)
+        self._counts = partial(hinge_counts, kernel=self.kernel) \
+            if surrogate == 'hinge' else partial(classwise_hinge_counts,
+                                                 surrogate=surrogate)
 
     def class_terms(self, batch: PixelBatch) -> ClassTerms:
         tp, fp, n = self._counts(batch.logits, batch.labels, batch.weight)

@@ -55,6 +55,8 @@ class PersistentDualLoss(PixelMetricLoss):
         **kwargs: Of :class:`PixelMetricLoss`.
     """
 
+    kernels = ('sparse', 'compiled')
+
     has_duals = True
 
     def __init__(self, num_classes: int = None, metric: str = 'iou',
@@ -85,7 +87,8 @@ class PersistentDualLoss(PixelMetricLoss):
         C = batch.logits.shape[1]
         # the fused log-odds op (segreg.ops.hinge_sums): hit and fp at the
         # thresholds eps_c with a hand-written backward of the (N, C) part
-        sc = log_odds_scores(batch.logits, batch.labels, batch.weight)
+        sc = log_odds_scores(batch.logits, batch.labels, batch.weight,
+                             self.kernel)
         n = sc.n_pos
         if batch.sync:
             n = all_reduce_sum_(n.clone())  # no gradient: labels only

@@ -19,11 +19,14 @@ PIXEL_LOSSES = [
     dict(type='DualIoULoss', solver='exact', normalize='mean',
          num_classes=C),
     dict(type='DualIoULoss', solver='dual_ascent', num_classes=C),
+    dict(type='DualIoULoss', solver='exact', num_classes=C,
+         kernel='compiled'),
     dict(type='PrecisionAtRecallLoss', target_classes=[1], num_classes=C),
     dict(type='RecallAtPrecisionLoss', target_classes=[0, 2]),
     dict(type='ROCAUCLoss', target_classes=[3], num_anchors=3),
 ]
-IDS = [d['type'] + ':' + str(d.get('solver', '')) for d in PIXEL_LOSSES]
+IDS = [d['type'] + ':' + str(d.get('solver', '')) +
+       (':' + d['kernel'] if 'kernel' in d else '') for d in PIXEL_LOSSES]
 
 
 def _data(seed=0):
