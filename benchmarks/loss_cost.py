@@ -16,7 +16,12 @@ rotating order) and the median is reported, so slow drifts of a shared
 machine hit all losses alike. Peak memory is the peak of the memory
 allocated during one forward + backward above what was allocated before it
 (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the PyTorch profiler's
-allocation trace); ``x CE mem`` is its ratio to CE's.
+allocation trace); ``x CE mem`` is its ratio to CE's. On CPU glibc's
+allocator is pinned to its heap first (:func:`pin_cpu_allocator`;
+``--system-malloc`` leaves it alone), so that no loss is timed with the page
+faults of freshly mapped buffers. The first call of every loss (warm-up) is
+timed too: ``first_call_s`` in the JSON, the compile time of the
+``_compiled`` forms.
 
 Labels: ``--labels blob`` (default) are blobs of ``--classes-per-image``
 classes per image with skewed sizes, ``uniform`` is i.i.d. noise over all
@@ -48,7 +53,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +73,8 @@ MMSEG_LOSSES: Dict[str, dict] = {
                          classes='present', per_image=False,
                          reduction='none'),
 }
+#: implementation suffixes of segreg's forms (:func:`dual_module`)
+PATHS = ('old', 'fast', 'compiled')
 #: name -> (solver, sample_stride) of segreg's forms
 FORMS: Dict[str, tuple] = {
     f'{solver}_s{k}': (solver, k)
@@ -75,7 +82,8 @@ FORMS: Dict[str, tuple] = {
 #: every loss of the table, in its order
 LOSSES: List[str] = (['ce', 'ce_mmseg', 'dice_mmseg', 'dice_masked', 'jml',
                       'lovasz_mmseg', 'lovasz_batched'] +
-                     [f'{f}_{p}' for f in FORMS for p in ('old', 'fast')])
+                     [f'{f}_{p}' for f in FORMS
+                      for p in ('old', 'fast', 'compiled')])
 #: the pre-issue-17 names of the same losses
 ALIASES = {'lovasz': 'lovasz_mmseg', 'dice': 'dice_mmseg',
            'dual_iou': 'direct_s4_fast', 'dual_iou_full': 'direct_s1_fast',
@@ -169,7 +177,7 @@ def build_loss(name: str, num_classes: int, device) -> Callable:
         mod = MODELS.build(dict(MMSEG_LOSSES[name])).to(device)
         return lambda x, y: mod(x, y, weight=None, ignore_index=255)
     form, path = name.rsplit('_', 1)
-    if form not in FORMS or path not in ('old', 'fast'):
+    if form not in FORMS or path not in PATHS:
         raise SystemExit(f'unknown loss {name!r}; known: {LOSSES} '
                          f'(aliases {sorted(ALIASES)})')
     mod = dual_module(form, path, num_classes).to(device)
@@ -177,15 +185,17 @@ def build_loss(name: str, num_classes: int, device) -> Callable:
 
 
 def dual_module(form: str, path: str, num_classes: int):
-    """A segreg form as an ``nn.Module``: the registered loss (``'fast'``)
+    """A segreg form as an ``nn.Module``: the registered loss (``'fast'``:
+    its default ``kernel='sparse'``; ``'compiled'``: ``kernel='compiled'``)
     or the implementation before issue 17 (``'old'``, the tests' frozen
     oracle: ``class_scores`` + ``classwise_negative_hinge`` + scatters, and
     the sorted water-filling threshold)."""
     solver, stride = FORMS[form]
     kw = dict(num_classes=num_classes, solver=solver, sample_stride=stride)
-    if path == 'fast':
+    if path in ('fast', 'compiled'):
         from mmseg.registry import MODELS
-        return MODELS.build(dict(type='DualIoULoss', **kw))
+        kernel = 'compiled' if path == 'compiled' else 'sparse'
+        return MODELS.build(dict(type='DualIoULoss', kernel=kernel, **kw))
     import importlib.util
     legacy = osp.join(REPO, 'tests', 'test_models', 'test_losses',
                       '_legacy_dual_metric_loss.py')
@@ -230,6 +240,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='input of the train-step timing (default: B of '
                    '--shape and the config crop size)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--system-malloc', action='store_true',
+                   help="CPU: leave glibc's allocator as it is (default: "
+                   'pinned to the heap, see pin_cpu_allocator)')
     p.add_argument('--out', default=None,
                    help='JSON file (default: benchmarks/results/'
                    'loss_cost_<device>_<B>x<C>x<H>x<W>.json)')
@@ -263,6 +276,34 @@ def make_inputs(shape, device, dtype, classes_per_image, ignore_frac, seed,
     lab[torch.rand(B, H, W, generator=g) < ignore_frac] = 255
     logits = logits.to(device=device, dtype=getattr(torch, dtype))
     return logits.requires_grad_(), lab.to(device)
+
+
+def pin_cpu_allocator() -> bool:
+    """Serve every CPU allocation below 1 GiB from glibc's heap and never
+    trim it (``mallopt``), so that a freed buffer is reused instead of
+    returned to the OS.
+
+    Why: by default glibc maps each large buffer afresh (``mmap``) unless a
+    recent free raised its threshold; the page faults of a fresh 3.5 MB
+    buffer cost a few ms on a VM, more than cross-entropy itself at
+    8 x 12 x 96 x 96, and which loss pays them depends on the allocation
+    history of the process (cross-entropy measured 1.5-6.8 ms in different
+    processes of the same run). Pinned, every loss is timed on reused
+    memory, as PyTorch's caching allocator gives on GPU. Returns False where
+    it does not apply (not glibc).
+    """
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library('c')
+    if platform.system() != 'Linux' or not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_threshold = -1, -3   # <malloc.h>
+        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and \
+            bool(libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False
 
 
 def _sync(device):
@@ -300,12 +341,19 @@ def _peak_bytes(fn: Callable[[], None], device) -> float:
 
 
 def interleaved(steps: Dict[str, Callable[[], None]], reps: int,
-                warmup: int, device) -> Dict[str, List[float]]:
-    """Seconds of each step, repetitions interleaved in a rotating order."""
+                warmup: int, device, first: Optional[Dict[str, float]] = None
+                ) -> Dict[str, List[float]]:
+    """Seconds of each step, repetitions interleaved in a rotating order
+    (``first``, if given, receives the seconds of each step's first warm-up
+    call: the compile time of a compiled kernel)."""
     names = list(steps)
+    first = {} if first is None else first
     for _ in range(warmup):
         for n in names:
+            t0 = time.perf_counter()
             steps[n]()
+            _sync(device)
+            first.setdefault(n, time.perf_counter() - t0)
     times: Dict[str, List[float]] = {n: [] for n in names}
     for r in range(reps):
         for n in names[r % len(names):] + names[:r % len(names)]:
@@ -339,8 +387,9 @@ def time_losses(names: List[str], logits, labels, reps: int, warmup: int,
             out = losses[n](logits, labels)
         out.backward()
 
+    first: Dict[str, float] = {}
     times = interleaved({n: (lambda n=n: step(n)) for n in names}, reps,
-                        warmup, device)
+                        warmup, device, first)
 
     def measured_step(n):
         # the previous step's gradient is freed outside the profiled region:
@@ -351,6 +400,9 @@ def time_losses(names: List[str], logits, labels, reps: int, warmup: int,
     out = {}
     for n in names:
         out[n] = _summary(times[n])
+        # the first forward + backward: torch.compile's compile time for
+        # the '_compiled' forms, a warm-up for the others
+        out[n]['first_call_s'] = first.get(n)
         out[n]['peak_mb'] = measured_step(n) / 2**20 if memory else None
     return out
 
@@ -362,8 +414,10 @@ def main(argv=None) -> int:
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     device = torch.device(args.device)
+    pinned = False
     if device.type == 'cpu':
         torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
+        pinned = not args.system_malloc and pin_cpu_allocator()
     reps = args.reps or (50 if device.type == 'cuda' else 15)
     wanted = [ALIASES.get(n, n) for n in args.losses]
     for n in wanted:
@@ -389,7 +443,8 @@ def main(argv=None) -> int:
           f'({mode}, {args.labels} labels, {device}, '
           f'{torch.get_num_threads() if device.type == "cpu" else ""}'
           f'{" thread(s), " if device.type == "cpu" else ""}'
-          f'{reps} interleaved reps, median)')
+          f'{reps} interleaved reps, median'
+          f'{", heap-pinned allocator" if pinned else ""})')
     print(f"{'loss':<22}{'ms':>10}{'IQR ms':>18}{'x CE':>8}{'x Lovasz':>10}"
           f"{'peak MB':>10}{'x CE mem':>10}")
     for n, r in res.items():
@@ -424,6 +479,7 @@ def main(argv=None) -> int:
                        device=str(device), device_name=device_name,
                        torch=torch.__version__, reps=reps,
                        threads=torch.get_num_threads(),
+                       cpu_allocator_pinned=pinned,
                        classes_per_image=args.classes_per_image,
                        ignore_frac=args.ignore_frac, losses=res,
                        train_step=step_res), f, indent=1)

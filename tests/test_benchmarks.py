@@ -31,12 +31,14 @@ def test_loss_cost_writes_every_loss_with_ratios(tmp_path, capsys):
                        '--reps', '2', '--warmup', '1', '--labels',
                        'uniform', '--losses', *losses,
                        '--model-config', DEMO_CONFIG, '--model-input', '2',
-                       '32', '32', '--out', str(out)]) == 0
+                       '32', '32', '--system-malloc', '--out', str(out)]) == 0
     res = json.loads(out.read_text())
     names = {bench.ALIASES.get(n, n) for n in losses}
     assert set(res['losses']) == {'ce', *names}
+    assert res['cpu_allocator_pinned'] is False  # --system-malloc
     for name, r in res['losses'].items():
         assert r['median_ms'] > 0 and r['peak_mb'] >= 0
+        assert r['first_call_s'] > 0
         assert r['ratio_vs_lovasz'] == r['median_ms'] / \
             res['losses']['lovasz_mmseg']['median_ms']
     assert res['losses']['ce']['ratio_vs_ce'] == 1.0
@@ -45,6 +47,22 @@ def test_loss_cost_writes_every_loss_with_ratios(tmp_path, capsys):
         'ce', 'direct_s4_fast', 'direct_s1_fast', 'exact_s1_old',
         'exact_s1_fast', 'dual_ascent_s4_fast'}
     assert 'exact_s1_fast' in capsys.readouterr().out
+
+
+def test_cpu_allocator_pinning_is_applied_and_recorded(tmp_path):
+    """In a fresh process (mallopt changes the whole process): the default
+    CPU run pins glibc's allocator and says so in the JSON and the table."""
+    out = tmp_path / 'loss.json'
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'benchmarks', 'loss_cost.py'),
+         '--shape', '1', '3', '8', '8', '--device', 'cpu', '--reps', '1',
+         '--warmup', '1', '--no-memory', '--losses', 'direct_s1_fast',
+         '--out', str(out)], capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=REPO_ROOT), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res['cpu_allocator_pinned'] is True
+    assert 'heap-pinned allocator' in proc.stdout
 
 
 def test_anchor_losses_equal_their_definitions():
