@@ -58,6 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    else 'cpu')
     p.add_argument('--autocast', action='store_true',
                    help='bf16 autocast around forward and losses')
+    p.add_argument('--system-malloc', action='store_true',
+                   help="CPU: leave glibc's allocator as it is (default: "
+                   'pinned to its heap, loss_cost.pin_cpu_allocator)')
     p.add_argument('--reps', type=int, default=None,
                    help='timed repetitions (default 10 on CPU, 20 on GPU)')
     p.add_argument('--warmup', type=int, default=2)
@@ -158,8 +161,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
     import segreg  # noqa: F401
     from mmengine.config import Config
     device = torch.device(args.device)
+    pinned = False
     if device.type == 'cpu':
+        import loss_cost
         torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
+        pinned = not args.system_malloc and loss_cost.pin_cpu_allocator()
     reps = args.reps or (20 if device.type == 'cuda' else 10)
     cfg = Config.fromfile(args.config)
     crop = cfg.get('crop_size', (512, 512))
@@ -172,7 +178,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
                             if device.type == 'cuda' else
                             platform.processor() or platform.machine()),
                autocast=args.autocast, torch=torch.__version__, reps=reps,
-               threads=torch.get_num_threads(), arms=res)
+               threads=torch.get_num_threads(),
+               cpu_allocator_pinned=pinned, arms=res)
     path = args.out or osp.join(REPO, 'benchmarks', 'results',
                                 f'train_step_{device.type}.json')
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)

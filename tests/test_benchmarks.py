@@ -102,11 +102,12 @@ def test_train_step_cost_runs_every_arm(tmp_path):
     res = bench.main(['--config', DEMO_CONFIG, '--input', '2', '32', '32',
                       '--device', 'cpu', '--reps', '1', '--warmup', '0',
                       '--arms', 'direct_s4_fast', 'direct_s1_old',
-                      'lovasz_mmseg', '--out', str(out)])
+                      'lovasz_mmseg', '--system-malloc', '--out', str(out)])
     assert json.loads(out.read_text()) == res
     assert set(res['arms']) == {'ce', 'direct_s4_fast', 'direct_s1_old',
                                 'lovasz_mmseg'}
     assert res['arms']['ce']['added_vs_ce'] == 0.0
+    assert res['cpu_allocator_pinned'] is False  # --system-malloc
 
 
 def test_gpu_suite_dry_run_writes_every_table(tmp_path):
