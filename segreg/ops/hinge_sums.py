@@ -59,6 +59,11 @@ Cost (benchmarks/loss_cost.py, docs/loss_cost.md): O(N C) for the softmax
 and one backward pass, O(N + K) for the rest (K active pairs); at 171
 classes about CE's cost, at 12 classes the N-sized bookkeeping dominates.
 
+``log_odds_scores(..., kernel='compiled')`` replaces both functions by
+the ``torch.compile`` kernels of :mod:`segreg.ops.compiled_hinge` (the
+same values and gradients, dense, no (N, C) buffer kept); the public
+functions below work with either.
+
 Limits: the hinge surrogate and the log-odds score only (the others keep
 ``segreg.ops.classwise_negative_hinge``). Several backward passes
 (``retain_graph=True``) work; gradcheck runs them. A backward that reaches
