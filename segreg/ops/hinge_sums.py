@@ -334,6 +334,7 @@ class LogOddsScores(NamedTuple):
 def _sparse_own(x: Tensor, y0: Tensor, pw: Optional[Tensor], r_min: float,
                 token: dict) -> Tuple[Tensor, Tensor]:
     """``(s_own, link)`` of the sparse kernel (flat storage offsets)."""
+    token['negative'] = _SparseNegativeHinge
     base = _class_offsets(x).reshape(-1)
     own = base + y0.reshape(-1) * x.stride(1)
     return _SoftmaxOwn.apply(x, own, base, r_min, token)
@@ -349,10 +350,9 @@ def _compiled_own(x: Tensor, y0: Tensor, pw: Optional[Tensor], r_min: float,
                              r_min, token)
 
 
-#: kernel name -> (own-scores function, negative-hinge autograd Function;
-#: the compiled one is set by its own-scores function)
-KERNELS = {'sparse': (_sparse_own, _SparseNegativeHinge),
-           'compiled': (_compiled_own, None)}
+#: kernel name -> its own-scores function, which also puts the kernel's
+#: negative-hinge autograd Function in the token
+KERNELS = {'sparse': _sparse_own, 'compiled': _compiled_own}
 
 
 def log_odds_scores(logits: Tensor, labels: Tensor,
@@ -404,11 +404,11 @@ def log_odds_scores(logits: Tensor, labels: Tensor,
     y0 = y.clamp(0, C - 1)
     _, r_min = log_odds_clamp(dt)
     try:
-        own_fn, negative = KERNELS[kernel]
+        own_fn = KERNELS[kernel]
     except KeyError:
         raise ValueError(f'log_odds_scores: kernel must be one of '
                          f'{sorted(KERNELS)}, got {kernel!r}') from None
-    token: dict = dict(negative=negative)
+    token: dict = {}
     s_own, link = own_fn(x, y0, pw, r_min, token)
     yf = y0.reshape(-1)
     wf = torch.ones_like(s_own) if pw is None else pw.reshape(-1)
