@@ -244,7 +244,6 @@ class _SparseNegativeHinge(torch.autograd.Function):
                 pw: Optional[Tensor], token: dict) -> Tensor:
         z, p, Sf, mf = token['z'], token['p'], token['S'], token['m']
         B, C = p.shape[:2]
-        HW = math.prod(p.shape[2:])
         view = (1, C) + (1, ) * (p.dim() - 2)
         with torch.no_grad():
             lim = torch.sigmoid(-(thr.double() / scale.double())) * (1 - 1e-4)
