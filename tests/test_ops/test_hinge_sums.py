@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os.path as osp
+import shutil
 
 import pytest
 import torch
@@ -22,6 +23,10 @@ from segreg.ops.hinge_sums import (hinge_counts, log_odds_clamp,
                                    log_odds_scores, negative_hinge_sums,
                                    positive_hinge_sums)
 
+# torch.compile's CPU backend builds C++ (kernel='compiled')
+needs_compiler = pytest.mark.skipif(
+    not any(shutil.which(c) for c in ('c++', 'g++', 'clang++')),
+    reason="kernel='compiled' needs a C++ compiler on CPU")
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))
 
@@ -76,9 +81,12 @@ def _reference_sums(z, y, w, thr, scale, cap):
     return tp, fp, s_pos, valid
 
 
+@pytest.mark.parametrize('kernel', [
+    'sparse', pytest.param('compiled', marks=needs_compiler)])
 @pytest.mark.parametrize('layout', ['contiguous', 'channels_last'])
 @pytest.mark.parametrize('weighted', [False, True])
-def test_sums_and_gradients_equal_the_reference(layout, weighted):
+def test_sums_and_gradients_equal_the_reference(layout, weighted, kernel):
+    """Both kernels of log_odds_scores against the frozen reference."""
     z, y, w = _batch()
     if layout == 'channels_last':
         z = z.contiguous(memory_format=torch.channels_last)
@@ -98,7 +106,7 @@ def test_sums_and_gradients_equal_the_reference(layout, weighted):
         (sp0 * g_pos * valid).sum()
     grads0 = torch.autograd.grad(loss0, [z, thr, scale, cap])
 
-    sc = log_odds_scores(z, y, w)
+    sc = log_odds_scores(z, y, w, kernel=kernel)
     tp1 = positive_hinge_sums(sc, scale, cap)
     fp1 = negative_hinge_sums(sc, thr, scale)
     loss1 = (tp1 * g_tp).sum() + (fp1 * g_fp).sum() + \
@@ -107,6 +115,9 @@ def test_sums_and_gradients_equal_the_reference(layout, weighted):
 
     torch.testing.assert_close(tp1, tp0, rtol=0, atol=1e-9)
     torch.testing.assert_close(fp1, fp0, rtol=0, atol=1e-9)
+    v = valid.reshape(-1)
+    torch.testing.assert_close(sc.pos_scores[v], sp0.reshape(-1)[v],
+                               rtol=0, atol=1e-9)
     for a, b in zip(grads1, grads0):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
     n0 = torch.zeros(C, dtype=z.dtype).index_add(
