@@ -41,6 +41,23 @@ def _prepare(root):
     (w / 'last_checkpoint').write_text(str(w / 'iter_4.pth'))
 
 
+def _run_slurm_task(tmp_path, script_text: str, task_id: int):
+    """Run one array task of a generated sbatch script with a fake
+    ``srun`` that echoes its arguments (``SRUN ...`` lines); exit 0
+    asserted."""
+    script, fakebin = tmp_path / 'job.sbatch', tmp_path / 'bin'
+    script.write_text(script_text)
+    fakebin.mkdir()
+    (fakebin / 'srun').write_text('#!/bin/sh\necho SRUN "$@"\n')
+    (fakebin / 'srun').chmod(0o755)
+    env = dict(os.environ, SLURM_ARRAY_TASK_ID=str(task_id),
+               PATH=f'{fakebin}:/usr/bin:/bin')
+    proc = subprocess.run(['bash', str(script)], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def test_plan_states(ablate, tmp_path):
     _prepare(tmp_path)
     arms = ablate.parse_arms(_arms())
@@ -114,26 +131,17 @@ def test_print_commands(ablate, tmp_path, capsys):
     assert '#SBATCH --partition=gpu' in out and 'compare.py' in out
     assert out.startswith('#!/usr/bin/env bash\n')  # clean: can be saved
     # run array task 1 with a stand-in srun that echoes its arguments
-    script, fakebin = tmp_path / 'job.sbatch', tmp_path / 'bin'
-    script.write_text(out)
-    fakebin.mkdir()
-    (fakebin / 'srun').write_text('#!/bin/sh\necho SRUN "$@"\n')
-    (fakebin / 'srun').chmod(0o755)
     w = tmp_path / 'baseline' / 'seed1'
     w.mkdir(parents=True)
     (w / 'last_checkpoint').write_text('/ck/iter_8.pth')
-    env = dict(os.environ, SLURM_ARRAY_TASK_ID='1',
-               PATH=f'{fakebin}:/usr/bin:/bin')
-    proc = subprocess.run(['bash', str(script)], capture_output=True,
-                          text=True, env=env)
-    assert proc.returncode == 0, proc.stderr
+    proc = _run_slurm_task(tmp_path, out, 1)
     lines = proc.stdout.splitlines()
     assert '--seed 1 --resume --launcher slurm --cfg-options ' \
         'train_cfg.max_iters=8' in lines[0]
     assert '/ck/iter_8.pth --out' in lines[1]
     shutil.rmtree(tmp_path / 'baseline')
-    script.unlink()
-    shutil.rmtree(fakebin)
+    (tmp_path / 'job.sbatch').unlink()
+    shutil.rmtree(tmp_path / 'bin')
     assert ablate.main(base + ['--print-commands', 'torchrun', '--gpus',
                                '8']) == 0
     out = capsys.readouterr().out
@@ -289,16 +297,7 @@ def test_seed_placeholder_in_cfg_options(ablate, tmp_path, capsys):
         assert 'seed0/iter_2000.pth' in out and 'seed3/iter_2000.pth' in out
         assert '{seed}' not in out
     assert ablate.main(base + ['--print-commands', 'slurm']) == 0
-    script, fakebin = tmp_path / 'job.sbatch', tmp_path / 'bin'
-    script.write_text(capsys.readouterr().out)
-    fakebin.mkdir()
-    (fakebin / 'srun').write_text('#!/bin/sh\necho SRUN "$@"\n')
-    (fakebin / 'srun').chmod(0o755)
-    env = dict(os.environ, SLURM_ARRAY_TASK_ID='1',
-               PATH=f'{fakebin}:/usr/bin:/bin')
-    proc = subprocess.run(['bash', str(script)], capture_output=True,
-                          text=True, env=env)
-    assert proc.returncode == 0, proc.stderr
+    proc = _run_slurm_task(tmp_path, capsys.readouterr().out, 1)
     assert 'load_from=/ck/ce/seed3/iter_2000.pth' in proc.stdout
     assert '{seed}' not in proc.stdout
 
@@ -339,15 +338,6 @@ def test_allow_new_keys_reaches_train_and_test(ablate, tmp_path, capsys):
         assert len(lines) == 4
         assert all('--allow-new-keys' in ln for ln in lines), lines
     assert ablate.main(base + ['--print-commands', 'slurm']) == 0
-    script, fakebin = tmp_path / 'job.sbatch', tmp_path / 'bin'
-    script.write_text(capsys.readouterr().out)
-    fakebin.mkdir()
-    (fakebin / 'srun').write_text('#!/bin/sh\necho SRUN "$@"\n')
-    (fakebin / 'srun').chmod(0o755)
-    env = dict(os.environ, SLURM_ARRAY_TASK_ID='0',
-               PATH=f'{fakebin}:/usr/bin:/bin')
-    proc = subprocess.run(['bash', str(script)], capture_output=True,
-                          text=True, env=env)
-    assert proc.returncode == 0, proc.stderr
+    proc = _run_slurm_task(tmp_path, capsys.readouterr().out, 0)
     runs = [ln for ln in proc.stdout.splitlines() if ln.startswith('SRUN')]
     assert runs and all('--allow-new-keys' in ln for ln in runs), runs
