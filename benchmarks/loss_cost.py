@@ -83,7 +83,7 @@ FORMS: Dict[str, tuple] = {
 LOSSES: List[str] = (['ce', 'ce_mmseg', 'dice_mmseg', 'dice_masked', 'jml',
                       'lovasz_mmseg', 'lovasz_batched'] +
                      [f'{f}_{p}' for f in FORMS
-                      for p in ('old', 'fast', 'compiled')])
+                      for p in PATHS])
 #: the pre-issue-17 names of the same losses
 ALIASES = {'lovasz': 'lovasz_mmseg', 'dice': 'dice_mmseg',
            'dual_iou': 'direct_s4_fast', 'dual_iou_full': 'direct_s1_fast',
