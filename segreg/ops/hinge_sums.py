@@ -23,18 +23,19 @@ water-filling threshold of the positives, :func:`segreg.ops.
 newton_threshold`); the persistent-dual form ``a = t = eps_c`` (a
 parameter) and calls ``hit`` what is ``tp`` here.
 
-Two autograd functions do the work, and only one (N, C) buffer exists: the
-softmax ``p``.
+Two autograd functions do the work, and only one (N, C) buffer is kept:
+``e = exp(z - m)``, the softmax before its division (``p = e / S``).
 
-* :class:`_SoftmaxOwn` computes ``p`` (max, ``exp``, sum, divide) and the
+* :class:`_SoftmaxOwn` computes ``e`` and ``S`` (max, ``exp``, sum) and the
   own-class scores ``s_{i, y_i}`` from gathered entries.
 * :class:`_SparseNegativeHinge` uses that the hinge is sparse: ``u s + t >
   0`` iff ``p > sigmoid(-t / u)``, and the probabilities of a pixel sum to
   1, so at most ``1 / sigmoid(-t/u)`` classes of a pixel are active (3 for
   the direct bound's ``t = u = 1``; far fewer in a trained network). The
-  active pairs are found on ``p`` (a superset, with the limit lowered by a
-  relative 1e-4) and the hinge is evaluated exactly on them from the
-  logits, as a dense evaluation would.
+  active pairs are found on ``e - S sigmoid(-t/u)`` (``p > lim`` iff ``e >
+  S lim``; a superset, with the limit lowered by a relative 1e-4) and the
+  hinge is evaluated exactly on them from the logits, as a dense
+  evaluation would.
 
 Every gradient of the scores is then sparse (the own entries and the active
 negatives), and the backward of the log-odds, with ``G = dL/ds``,
@@ -44,7 +45,7 @@ negatives), and the backward of the log-odds, with ``G = dL/ds``,
 
     \frac{\partial L}{\partial z_k} = S h_k - e_k \sum_c h_c ,
 
-is one dense pass (``-p_k S sum_c h_c``) plus scattered corrections. At a
+is one dense pass (``-e_k sum_c h_c``) plus scattered corrections. At a
 pixel's dominant maximum ``a`` (``d_a < 1``: ``p_a > 1/2``, so at most one
 per pixel) ``h_a`` may be huge and the form cancels, so there ``dz_a = G_a
 - sum_{c != a} h_c`` is written directly (``S - 1 = d_a``, ``e_a = 1``).
@@ -76,6 +77,7 @@ Reference: docs/loss_cost.md (cost), docs/regularizer_derivation.md (forms).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple, Optional, Tuple, Union
 
@@ -122,26 +124,34 @@ def _positive(x: Tensor) -> Tensor:
 
 
 def _gathered_log_odds(zm: Tensor, S: Tensor, r_min: float):
-    """``(s, d, live)`` of gathered entries from ``zm = z - m`` and their
-    pixels' ``S``: ``d = S - e`` clamped at ``r_min`` (only a pixel's
-    maximum can be; ``live`` is 0 there: no gradient), ``s = zm - log d``."""
-    d = S - zm.exp()
+    """``(s, d, live, e)`` of gathered entries from ``zm = z - m`` and their
+    pixels' ``S``: ``e = exp(zm)``, ``d = S - e`` clamped at ``r_min`` (only
+    a pixel's maximum can be; ``live`` is 0 there: no gradient),
+    ``s = zm - log d``."""
+    e = zm.exp()
+    d = S - e
     live = _positive(d - r_min)
     d = d.clamp(min=r_min)
-    return zm - d.log(), d, live
+    return zm - d.log(), d, live, e
 
 
 def _class_offsets(x: Tensor) -> Tensor:
-    """(B, *spatial) storage offset of class 0 of every pixel of ``x``."""
-    B, sp = x.shape[0], x.shape[2:]
-    st = x.stride()
-    dev = x.device
-    off = (torch.arange(B, device=dev) * st[0]).view(B, *([1] * len(sp)))
+    """(N,) storage offset of class 0 of every pixel of ``x`` (read-only:
+    cached per shape, strides and device, since every step of a training
+    run asks for the same one)."""
+    return _offsets(tuple(x.shape), tuple(x.stride()), x.device)
+
+
+@functools.lru_cache(maxsize=8)
+def _offsets(shape: Tuple[int, ...], stride: Tuple[int, ...],
+             dev: torch.device) -> Tensor:
+    B, sp = shape[0], shape[2:]
+    off = (torch.arange(B, device=dev) * stride[0]).view(B, *([1] * len(sp)))
     for k, n in enumerate(sp):
-        shape = [1] * (len(sp) + 1)
-        shape[k + 1] = n
-        off = off + (torch.arange(n, device=dev) * st[k + 2]).view(shape)
-    return off
+        view = [1] * (len(sp) + 1)
+        view[k + 1] = n
+        off = off + (torch.arange(n, device=dev) * stride[k + 2]).view(view)
+    return off.reshape(-1)
 
 
 class _SoftmaxOwn(torch.autograd.Function):
@@ -149,15 +159,16 @@ class _SoftmaxOwn(torch.autograd.Function):
     link that :class:`_SparseNegativeHinge` takes as input, so that its
     backward runs first and leaves its sparse gradient in ``token``.
 
-    Forward: the softmax ``p`` (one (N, C) buffer: max, ``exp(z - m)``, sum,
-    divide), kept for the sparse passes and the backward; the own-class
+    Forward: ``e = exp(z - m)`` (one (N, C) buffer) and ``S = sum e``, kept
+    for the sparse passes and the backward (the softmax ``e / S`` is never
+    divided out: one pass fewer); the own-class
     ``s = (z - m) - log(S - e)`` from gathered entries (``d = S - e`` clamped
     at ``r_min``: only a pixel's maximum can be, and then gets no gradient).
 
     Backward: every gradient of the scores is sparse (the own entries, and
     the active negatives of each :func:`negative_hinge_sums` call). With
     ``h = G / d`` per entry, ``dz_k = S h_k - e_k sum_c h_c``; the dense part
-    ``-p_k S sum_c h_c`` is one (N, C) pass, the rest is scattered. At a
+    ``-e_k sum_c h_c`` is one (N, C) pass, the rest is scattered. At a
     dominant maximum (``d < 1``, at most one per pixel) that form cancels
     (``h`` is huge), so there ``dz_a = G_a - sum_{c != a} h_c`` is written
     directly (``S - 1 = d_a``, ``e_a = 1``).
@@ -167,23 +178,22 @@ class _SoftmaxOwn(torch.autograd.Function):
     def forward(ctx, z: Tensor, own: Tensor, base: Tensor, r_min: float,
                 token: dict) -> Tuple[Tensor, Tensor]:
         m = z.amax(dim=1, keepdim=True)
-        p = torch.empty_like(z)           # z's strides: flat offsets agree
-        torch.sub(z, m, out=p).exp_()
-        S = p.sum(dim=1, keepdim=True)
-        p.div_(S)
+        e = torch.empty_like(z)           # z's strides: flat offsets agree
+        torch.sub(z, m, out=e).exp_()     # e = S p: no division pass
+        S = e.sum(dim=1, keepdim=True)
         Sf, mf = S.reshape(-1), m.reshape(-1)
-        s_own, d, live = _gathered_log_odds(
+        s_own, d, live, e_own = _gathered_log_odds(
             _flat(z).index_select(0, own) - mf, Sf, r_min)
-        token.update(z=z, p=p, S=Sf, m=mf, base=base, own=own, r_min=r_min,
-                     grads=[])
+        token.update(z=z, e=e, S=S, Sf=Sf, m=mf, base=base, own=own,
+                     r_min=r_min, grads=[])
         ctx.token = token
-        ctx.save_for_backward(p, S, own, d, live)
+        ctx.save_for_backward(e, S, own, d, live, e_own)
         return s_own, z.new_zeros(())
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_own: Tensor, _link: Tensor):
-        p, S, own, d_own, live = ctx.saved_tensors
+        e, S, own, d_own, live, e_own = ctx.saved_tensors
         Sf = S.reshape(-1)
         # the own entries: one per pixel, aligned with the pixels. Masks
         # are 0/1 floats and selections products (finite values only):
@@ -198,21 +208,23 @@ class _SoftmaxOwn(torch.autograd.Function):
         grads = ctx.token.pop('grads', [])
         ctx.token['grads'] = []
         if grads:
-            off, pix, G, d = (torch.cat(t) for t in zip(*grads))
+            off, pix, G, d = grads[0] if len(grads) == 1 else (
+                torch.cat(t) for t in zip(*grads))
             h = G / d
             special = _positive(1.0 - d)
             h_sp = h * special
             h_rest.index_add_(0, pix, h - h_sp)
             h_max.index_add_(0, pix, h_sp)
             g_max.index_add_(0, pix, G * special)
-        # dense: -e_k sum_c h_c = -p_k S (h_rest + h_max)
-        H = (h_rest + h_max) * Sf
-        dz = torch.mul(p, (-H).view(S.shape))
+        # dense: -e_k H, H = sum_c h_c
+        H = h_rest + h_max if grads else h_own
+        dz = torch.mul(e, (-H).view(S.shape))
         dzf = _flat(dz)
-        # own entries: their final value, written (-e H + S h, or at a
-        # dominant maximum G_a - sum_{c != a} h_c, where the first form
-        # cancels: it is multiplied by 0 there, never added and removed)
-        val = (dzf.index_select(0, own) + Sf * h_own) * (1.0 - sp_own) + \
+        # own entries: their final value, written (S h - e H, from the
+        # forward's own e, or at a dominant maximum G_a - sum_{c != a} h_c,
+        # where the first form cancels: it is multiplied by 0 there, never
+        # added and removed)
+        val = (Sf * h_own - e_own * H) * (1.0 - sp_own) + \
             (g_max - h_rest) * sp_own
         dzf.index_copy_(0, own, val)
         if grads:
@@ -230,40 +242,41 @@ class _SparseNegativeHinge(torch.autograd.Function):
     active pairs only.
 
     ``u s + t > 0`` iff ``p_jc > sigmoid(-t_c / u_c)`` (``s`` is the
-    log-odds of ``p``), so the pairs are selected on the softmax with that
-    threshold lowered by a relative 1e-4 (a superset; the hinge itself is
-    then evaluated exactly on the selected pairs, from the logits, as the
-    dense form would). Since the probabilities of a pixel sum to 1, at most
-    ``floor(1 / sigmoid(-t/u))`` classes of a pixel can be selected (3 for
-    the direct bound's ``t = u = 1``), so the work after the selection is
-    O(N), not O(N C). Saves only per-pair vectors.
+    log-odds of ``p``), so the pairs are selected on ``e - S lim`` (``p =
+    e / S``) with that threshold ``lim`` lowered by a relative 1e-4 (a
+    superset; the hinge itself is then evaluated exactly on the selected
+    pairs, from the logits, as the dense form would). Since the
+    probabilities of a pixel sum to 1, at most ``floor(1 / sigmoid(-t/u))``
+    classes of a pixel can be selected (3 for the direct bound's ``t = u =
+    1``), so the work after the selection is O(N), not O(N C). Saves only
+    per-pair vectors.
     """
 
     @staticmethod
     def forward(ctx, link: Tensor, scale: Tensor, thr: Tensor,
                 pw: Optional[Tensor], token: dict) -> Tensor:
-        z, p, Sf, mf = token['z'], token['p'], token['S'], token['m']
-        B, C = p.shape[:2]
-        view = (1, C) + (1, ) * (p.dim() - 2)
+        z, e, S, Sf, mf = (token[k] for k in ('z', 'e', 'S', 'Sf', 'm'))
+        B, C = e.shape[:2]
+        view = (1, C) + (1, ) * (e.dim() - 2)
         with torch.no_grad():
             lim = torch.sigmoid(-(thr.double() / scale.double())) * (1 - 1e-4)
-        # margin over the class's limit, own entries excluded; a pixel has
-        # a candidate iff its largest margin is positive. Then the few such
-        # pixels' rows: small nonzero calls instead of one over N C entries
-        gap = torch.sub(p, lim.to(p.dtype).view(view),
-                        out=torch.empty_like(p))
+        # margin over the class's limit, e - S lim (p > lim iff e > S lim:
+        # one pass, no softmax division), own entries excluded; a pixel
+        # has a candidate iff its largest margin is positive. Then the few
+        # such pixels' rows: small nonzero calls instead of one over N C
+        gap = torch.addcmul(e, S, lim.to(e.dtype).view(view), value=-1.0)
         _flat(gap).index_fill_(0, token['own'], -1.0)
         rows = gap.amax(dim=1).reshape(-1) > 0
         if pw is not None:
             rows &= pw > 0
         px = rows.nonzero().squeeze(1)
-        cls = torch.arange(C, device=p.device) * p.stride(1)
+        cls = torch.arange(C, device=e.device) * e.stride(1)
         rows_off = token['base'].index_select(0, px).unsqueeze(1) + cls
         k = (_flat(gap).index_select(0, rows_off.reshape(-1)).view(-1, C)
              > 0).nonzero()
         pix, c = px.index_select(0, k[:, 0]), k[:, 1]
         off = token['base'].index_select(0, pix) + c * z.stride(1)
-        s, d, live = _gathered_log_odds(
+        s, d, live, _ = _gathered_log_odds(
             _flat(z).index_select(0, off) - mf.index_select(0, pix),
             Sf.index_select(0, pix), token['r_min'])
         v = torch.relu(scale.index_select(0, c) * s + thr.index_select(0, c))
@@ -334,8 +347,8 @@ def _sparse_own(x: Tensor, y0: Tensor, pw: Optional[Tensor], r_min: float,
                 token: dict) -> Tuple[Tensor, Tensor]:
     """``(s_own, link)`` of the sparse kernel (flat storage offsets)."""
     token['negative'] = _SparseNegativeHinge
-    base = _class_offsets(x).reshape(-1)
-    own = base + y0.reshape(-1) * x.stride(1)
+    base = _class_offsets(x)
+    own = torch.add(base, y0.reshape(-1), alpha=x.stride(1))
     return _SoftmaxOwn.apply(x, own, base, r_min, token)
 
 
@@ -356,7 +369,8 @@ KERNELS = {'sparse': _sparse_own, 'compiled': _compiled_own}
 
 def log_odds_scores(logits: Tensor, labels: Tensor,
                     weight: Optional[Tensor] = None,
-                    kernel: str = 'sparse') -> LogOddsScores:
+                    kernel: str = 'sparse',
+                    checked: bool = False) -> LogOddsScores:
     r"""Softmax state of a batch and the log-odds of its positives.
 
     Args:
@@ -372,6 +386,12 @@ def log_odds_scores(logits: Tensor, labels: Tensor,
             no (N, C) buffer kept, about half the peak memory; needs a C++
             compiler on CPU / Triton on GPU and compiles on the first use
             of a shape).
+        checked (bool): The caller guarantees what
+            :class:`segreg.models.losses.PixelBatch` does: ``weight`` is
+            None only if every label is in ``[0, C)``, and otherwise
+            non-negative and 0 wherever the label is not. Then ``weight``
+            is used as given (no validity masks: four fewer passes over
+            the pixels).
 
     Returns:
         LogOddsScores: feed it to :func:`negative_hinge_sums` and
@@ -391,16 +411,18 @@ def log_odds_scores(logits: Tensor, labels: Tensor,
     x = _dense(logits.to(dt))
     B, C = x.shape[:2]
     y = labels.reshape(B, *x.shape[2:]).long()
-    valid = (y >= 0) & (y < C)
-    if weight is not None:
+    # an ignored pixel's class does not matter (its weight is 0): clamping
+    # is cheaper than a selection, and a label is valid iff clamping kept it
+    y0 = y.clamp(0, C - 1)
+    if checked:
+        pw = None if weight is None else weight.reshape(y.shape).to(dt)
+    elif weight is not None:
+        valid = (y0 == y) & (weight.reshape(y.shape) > 0)
         w = weight.reshape(y.shape).to(dt)
-        valid = valid & (w > 0)
         pw = torch.where(valid, w, torch.zeros((), dtype=dt, device=w.device))
     else:
+        valid = y0 == y
         pw = None if bool(valid.all()) else valid.to(dt)
-    # an ignored pixel's class does not matter (its weight is 0): clamping
-    # is cheaper than a selection
-    y0 = y.clamp(0, C - 1)
     _, r_min = log_odds_clamp(dt)
     try:
         own_fn = KERNELS[kernel]
@@ -410,8 +432,12 @@ def log_odds_scores(logits: Tensor, labels: Tensor,
     token: dict = {}
     s_own, link = own_fn(x, y0, pw, r_min, token)
     yf = y0.reshape(-1)
-    wf = torch.ones_like(s_own) if pw is None else pw.reshape(-1)
-    n = torch.zeros(C, dtype=dt, device=x.device).index_add_(0, yf, wf)
+    if pw is None:
+        wf = torch.ones_like(s_own)
+        n = torch.bincount(yf, minlength=C).to(dt)
+    else:
+        wf = pw.reshape(-1)
+        n = torch.zeros(C, dtype=dt, device=x.device).index_add_(0, yf, wf)
     pw_f = None if pw is None else pw.reshape(-1)
     return LogOddsScores(s_own, yf, wf, n, link, pw_f, token)
 
@@ -489,7 +515,8 @@ def hinge_counts(logits: Tensor, labels: Tensor,
                  weight: Optional[Tensor] = None,
                  surrogate: str = 'hinge',
                  scale: Scalar = 1.0,
-                 kernel: str = 'sparse') -> FastHingeCounts:
+                 kernel: str = 'sparse',
+                 checked: bool = False) -> FastHingeCounts:
     r"""The direct bound's per-class sums at threshold 1, from the logits.
 
     .. math::
@@ -514,6 +541,8 @@ def hinge_counts(logits: Tensor, labels: Tensor,
             constant or differentiable.
         kernel (str): ``'sparse'`` or ``'compiled'``
             (:func:`log_odds_scores`).
+        checked (bool): Labels and weight as a ``PixelBatch`` holds them
+            (:func:`log_odds_scores`).
 
     Returns:
         FastHingeCounts: ``(tp_l, fp_u, n_pos)``, (C,) each.
@@ -522,7 +551,7 @@ def hinge_counts(logits: Tensor, labels: Tensor,
         raise ValueError("hinge_counts implements surrogate='hinge' only; "
                          f'got {surrogate!r} (use segreg.ops.'
                          'classwise_negative_hinge for the others)')
-    sc = log_odds_scores(logits, labels, weight, kernel)
+    sc = log_odds_scores(logits, labels, weight, kernel, checked)
     fp = negative_hinge_sums(sc, 1.0, scale)
     tp = positive_hinge_sums(sc, scale, 1.0)
     return FastHingeCounts(tp, fp, sc.n_pos)

@@ -178,6 +178,30 @@ def test_trailing_shapes_and_ignored_only_batches():
     assert torch.isfinite(z.grad).all()
 
 
+@pytest.mark.parametrize('weighted', [True, False])
+def test_checked_inputs_give_the_same_sums(weighted):
+    """``checked=True`` (labels and weight as a PixelBatch holds them: C at
+    ignored pixels, weight 0 there, None only if every pixel is valid)
+    gives the unchecked call's sums and gradients."""
+    z, y, w = _batch(extreme=True)
+    C = z.shape[1]
+    if not weighted:
+        y = y.clamp(max=C - 1)
+        w = None
+    valid = y < C
+    labels = torch.where(valid, y, torch.full_like(y, C))
+    pw = None if w is None else torch.where(valid, w, torch.zeros_like(w))
+    out = []
+    for checked in (False, True):
+        x = z.clone().requires_grad_()
+        tp, fp, n = hinge_counts(x, labels if checked else y,
+                                 pw if checked else w, checked=checked)
+        g, = torch.autograd.grad((tp - 0.3 * fp).sum(), x)
+        out.append((torch.stack([tp, fp, n]).detach(), g))
+    torch.testing.assert_close(out[1][0], out[0][0], rtol=0, atol=0)
+    torch.testing.assert_close(out[1][1], out[0][1], rtol=0, atol=0)
+
+
 def test_hinge_counts_is_the_direct_bound_of_classwise_hinge_bound():
     z, y, w = _batch(extreme=False)
     z.requires_grad_()

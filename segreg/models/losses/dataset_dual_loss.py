@@ -90,7 +90,7 @@ class DatasetDualLoss(PixelMetricLoss):
         # the fused log-odds hinge sums (segreg.ops.hinge_sums): the same
         # hit / fp the persistent-dual form needs, at thresholds eps_c
         sc = log_odds_scores(batch.logits, batch.labels, batch.weight,
-                             self.kernel)
+                             self.kernel, checked=True)
         eps = self.log_eps.to(sc.pos_scores.dtype).exp()
         hit = positive_hinge_sums(sc, 1.0, eps)
         fp = negative_hinge_sums(sc, eps, 1.0)

@@ -109,7 +109,7 @@ class ExactLPLoss(PixelMetricLoss):
         # the fused log-odds op (segreg.ops.hinge_sums): scores, positives,
         # and the negative hinge sums with a hand-written backward
         sc = log_odds_scores(batch.logits, batch.labels, batch.weight,
-                             self.kernel)
+                             self.kernel, checked=True)
         y = sc.pos_class
         n = sc.n_pos
         scales = n.new_full((C, ), self.init_scale) if self.log_scale is None \

@@ -78,7 +78,8 @@ class HingeBoundLoss(PixelMetricLoss):
         # the hinge has a fused op with a hand-written backward (same values
         # and gradients, ~3x faster at every pixel: docs/loss_cost.md); the
         # other surrogates keep the plain autograd path
-        self._counts = partial(hinge_counts, kernel=self.kernel) \
+        self._counts = partial(
+            hinge_counts, kernel=self.kernel, checked=True) \
             if surrogate == 'hinge' else partial(classwise_hinge_counts,
                                                  surrogate=surrogate)
 

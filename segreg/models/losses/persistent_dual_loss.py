@@ -88,7 +88,7 @@ class PersistentDualLoss(PixelMetricLoss):
         # the fused log-odds op (segreg.ops.hinge_sums): hit and fp at the
         # thresholds eps_c with a hand-written backward of the (N, C) part
         sc = log_odds_scores(batch.logits, batch.labels, batch.weight,
-                             self.kernel)
+                             self.kernel, checked=True)
         n = sc.n_pos
         if batch.sync:
             n = all_reduce_sum_(n.clone())  # no gradient: labels only

@@ -225,7 +225,8 @@ class PixelMetricLoss(nn.Module):
                ignore_index: int) -> PixelBatch:
         C = x.shape[1]
         label = label.long()
-        valid = (label != ignore_index) & (label >= 0) & (label < C)
+        # in [0, C) iff clamping keeps it: one comparison fewer
+        valid = (label.clamp(0, C - 1) == label) & (label != ignore_index)
         if weight is not None:
             weight = weight.to(x.dtype)
             valid = valid & (weight > 0)
