@@ -82,7 +82,8 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
                      num_classes: int, pos_weight: Optional[Tensor] = None,
                      all_reduce: Optional[Reduce] = None,
                      all_reduce_grad: Optional[Reduce] = None,
-                     max_iter: int = 200) -> NewtonThreshold:
+                     max_iter: int = 200,
+                     checked: bool = False) -> NewtonThreshold:
     r"""Smallest ``eps_c`` with ``sum_{y_i = c} w_i min(eps_c, f_i) = 1``.
 
     The same threshold (value and gradient) as
@@ -106,6 +107,11 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
             ``all_reduce``'s absence (identity).
         max_iter (int): Guard on the iterations; the loop ends by itself
             (module docstring) and a run that reaches the guard raises.
+        checked (bool): The caller guarantees finite scores, labels in
+            ``[0, num_classes)`` and a non-negative ``pos_weight`` (0 for
+            the entries left out), as :func:`segreg.ops.log_odds_scores`
+            returns them; then only ``pos_weight > 0`` is tested (four
+            fewer passes).
 
     Returns:
         NewtonThreshold: float32 (float64 for float64 scores); the sums are
@@ -125,11 +131,15 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
     y = pos_labels.reshape(-1).long()
     w = torch.ones_like(f) if pos_weight is None else \
         pos_weight.reshape(-1).to(dt)
-    valid = (y >= 0) & (y < C) & (w > 0)
-    y = torch.where(valid, y, torch.full_like(y, C))  # segment C: ignored
-    zero = torch.zeros((), dtype=dt, device=f.device)
-    w = torch.where(valid, w, zero)
-    f = torch.where(valid, f, zero)
+    if checked:  # a 0 weight already removes an entry from every sum
+        valid = w > 0
+        y = torch.where(valid, y, torch.full_like(y, C))  # segment C
+    else:
+        valid = (y >= 0) & (y < C) & (w > 0)
+        y = torch.where(valid, y, torch.full_like(y, C))  # ignored
+        zero = torch.zeros((), dtype=dt, device=f.device)
+        w = torch.where(valid, w, zero)
+        f = torch.where(valid, f, zero)
 
     with torch.no_grad():
         fd = f.detach().to(acc)

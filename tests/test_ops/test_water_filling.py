@@ -107,6 +107,34 @@ def test_settled_at_the_first_step_equals_the_sort(reduce):
     assert torch.equal(g_new, torch.zeros_like(f))
 
 
+@pytest.mark.parametrize('settled', [False, True])
+def test_checked_inputs_give_the_same_threshold(settled):
+    """``checked=True`` on what log_odds_scores returns (labels clamped
+    into range, weight 0 where left out): the unchecked call's threshold
+    and gradient, through the loop and through the check before it."""
+    f, y, w = _case(700, 5, seed=9)
+    left_out = (y >= 5) | (w == 0)
+    if settled:
+        n = torch.bincount(y.clamp(max=5), w, minlength=6)[y.clamp(max=5)]
+        f = f.abs() + 1.5 / n.clamp(min=1e-3)
+    y_in = y.clamp(max=4)
+    w_in = torch.where(left_out, torch.zeros_like(w), w)
+    out = []
+    for checked in (False, True):
+        x = f.detach().clone().requires_grad_()
+        thr = newton_threshold(x, y_in if checked else y, 5,
+                               w_in if checked else w, checked=checked)
+        fe = thr.feasible
+        g, = torch.autograd.grad((thr.eps[fe] * torch.arange(
+            1.0, 1.0 + int(fe.sum()), dtype=x.dtype)).sum(), x)
+        out.append((thr, g))
+    (a, ga), (b, gb) = out
+    assert a.iterations == b.iterations and (a.iterations == 1) == settled
+    assert torch.equal(a.feasible, b.feasible) and a.feasible.any()
+    torch.testing.assert_close(b.eps, a.eps, rtol=0, atol=0)
+    torch.testing.assert_close(gb, ga, rtol=0, atol=0)
+
+
 def test_uses_the_reduce_for_every_class_sum():
     """The reduce sees (k, C + 1) sums only, never per-pixel tensors; with
     a reduce that doubles (two identical ranks) the threshold is that of

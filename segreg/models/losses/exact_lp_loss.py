@@ -133,14 +133,16 @@ class ExactLPLoss(PixelMetricLoss):
         # infeasible and absent classes do not train the scale
         w_eff = torch.where(solve, scales, scales.detach())
         w_lp = w_eff * lp_factor
-        f_pos = sc.pos_scores * w_lp.index_select(0, y) + \
-            shift.index_select(0, y)
+        f_pos = sc.pos_scores * w_lp.index_select(0, y)
+        if self.infeasible == 'shift':  # else shift = 0: two passes saved
+            f_pos = f_pos + shift.index_select(0, y)
         # the water-filling threshold of the global batch by Newton steps on
         # all-reduced class sums (O(C) per step, no gather of positives)
         thr = newton_threshold(
             f_pos, sc.pos_class, C, sc.pos_weight,
             all_reduce=all_reduce_sum_ if batch.sync else None,
-            all_reduce_grad=all_reduce_sum if batch.sync else None)
+            all_reduce_grad=all_reduce_sum if batch.sync else None,
+            checked=True)
         feasible = thr.feasible & solve
         eps = torch.where(feasible, thr.eps.clamp(min=0), torch.ones_like(n))
         # fp_c = sum_{S-} max(0, w s + eps + shift)
