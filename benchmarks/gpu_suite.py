@@ -104,8 +104,12 @@ def main(argv=None) -> int:
                              path]))
     md += [f"## Train step, {osp.basename(step['config'])}, input "
            f"{'x'.join(map(str, step['input']))}, bf16", '',
-           '| arm | ms | overhead |', '|---|---|---|']
-    md += [f"| {k} | {r['median_ms']:.1f} | {100 * r['added_vs_ce']:+.1f}% |"
+           '| arm | ms | overhead (medians) | paired [quartiles] |',
+           '|---|---|---|---|']
+    md += [f"| {k} | {r['median_ms']:.1f} | {100 * r['added_vs_ce']:+.1f}% "
+           f"| {100 * r['added_paired']:+.1f}% "
+           f"[{100 * r['added_paired_q1']:+.1f}, "
+           f"{100 * r['added_paired_q3']:+.1f}] |"
            for k, r in step['arms'].items()] + ['']
     path = osp.join(args.out, 'attention.json')
     att = run('attention', lambda: attention_cost.main(

@@ -21,7 +21,11 @@ allocator is pinned to its heap first (:func:`pin_cpu_allocator`;
 ``--system-malloc`` leaves it alone), so that no loss is timed with the page
 faults of freshly mapped buffers. The first call of every loss (warm-up) is
 timed too: ``first_call_s`` in the JSON, the compile time of the
-``_compiled`` forms.
+``_compiled`` forms. The minor page faults of every timed call are counted
+(``faults``; median per call): where the kernel pages idle memory out by
+itself (a DAMON ``pageout`` scheme, as on the VMs this project is measured
+on: ``proactive_reclaim`` in the JSON) pinning cannot keep every buffer
+resident, and the column shows which loss paid for it.
 
 Labels: ``--labels blob`` (default) are blobs of ``--classes-per-image``
 classes per image with skewed sizes, ``uniform`` is i.i.d. noise over all
@@ -340,12 +344,50 @@ def _peak_bytes(fn: Callable[[], None], device) -> float:
     return float(peak)
 
 
+def minor_faults() -> int:
+    """This process's minor page faults so far (0 where not available)."""
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    except (ImportError, OSError):
+        return 0
+
+
+def proactive_reclaim(root: str = '/sys/kernel/mm/damon/admin/kdamonds'
+                      ) -> Optional[str]:
+    """The kernel's DAMON schemes that page memory out on their own, e.g.
+    ``'damon: pageout'``, or None. Why: such a scheme pages out memory
+    that is idle for a while, the heap's free chunks included, so the loss
+    that reuses them pays the faults again whatever the allocator does
+    (``faults`` in the table)."""
+    acts = []
+    try:
+        for k in sorted(os.listdir(root)):
+            kd = osp.join(root, k)
+            if not osp.isdir(kd):
+                continue
+            with open(osp.join(kd, 'state')) as f:
+                if f.read().strip() != 'on':
+                    continue
+            for dirpath, _, files in os.walk(osp.join(kd, 'contexts')):
+                if 'action' in files:
+                    with open(osp.join(dirpath, 'action')) as f:
+                        act = f.read().strip()
+                    if act in ('pageout', 'cold', 'lru_deprio'):  # reclaim
+                        acts.append(act)
+    except OSError:
+        return None
+    return f"damon: {', '.join(sorted(set(acts)))}" if acts else None
+
+
 def interleaved(steps: Dict[str, Callable[[], None]], reps: int,
-                warmup: int, device, first: Optional[Dict[str, float]] = None
+                warmup: int, device, first: Optional[Dict[str, float]] = None,
+                faults: Optional[Dict[str, List[int]]] = None
                 ) -> Dict[str, List[float]]:
     """Seconds of each step, repetitions interleaved in a rotating order
     (``first``, if given, receives the seconds of each step's first warm-up
-    call: the compile time of a compiled kernel)."""
+    call: the compile time of a compiled kernel; ``faults`` the minor page
+    faults of each timed call)."""
     names = list(steps)
     first = {} if first is None else first
     for _ in range(warmup):
@@ -358,10 +400,13 @@ def interleaved(steps: Dict[str, Callable[[], None]], reps: int,
     for r in range(reps):
         for n in names[r % len(names):] + names[:r % len(names)]:
             _sync(device)
+            f0 = minor_faults()
             t0 = time.perf_counter()
             steps[n]()
             _sync(device)
             times[n].append(time.perf_counter() - t0)
+            if faults is not None:
+                faults.setdefault(n, []).append(minor_faults() - f0)
     return times
 
 
@@ -388,8 +433,9 @@ def time_losses(names: List[str], logits, labels, reps: int, warmup: int,
         out.backward()
 
     first: Dict[str, float] = {}
+    faults: Dict[str, List[int]] = {}
     times = interleaved({n: (lambda n=n: step(n)) for n in names}, reps,
-                        warmup, device, first)
+                        warmup, device, first, faults)
 
     def measured_step(n):
         # the previous step's gradient is freed outside the profiled region:
@@ -403,6 +449,9 @@ def time_losses(names: List[str], logits, labels, reps: int, warmup: int,
         # the first forward + backward: torch.compile's compile time for
         # the '_compiled' forms, a warm-up for the others
         out[n]['first_call_s'] = first.get(n)
+        # CPU: page faults of a timed call (reused memory: about 0)
+        out[n]['minor_faults'] = statistics.median(faults[n]) \
+            if faults.get(n) else None
         out[n]['peak_mb'] = measured_step(n) / 2**20 if memory else None
     return out
 
@@ -445,15 +494,22 @@ def main(argv=None) -> int:
           f'{" thread(s), " if device.type == "cpu" else ""}'
           f'{reps} interleaved reps, median'
           f'{", heap-pinned allocator" if pinned else ""})')
+    reclaim = proactive_reclaim() if device.type == 'cpu' else None
+    if reclaim:
+        print(f'note: the kernel pages idle memory out by itself ({reclaim}):'
+              ' a loss that reuses such memory pays page faults (faults '
+              'column); compare ratios of runs with few faults')
     print(f"{'loss':<22}{'ms':>10}{'IQR ms':>18}{'x CE':>8}{'x Lovasz':>10}"
-          f"{'peak MB':>10}{'x CE mem':>10}")
+          f"{'peak MB':>10}{'x CE mem':>10}{'faults':>8}")
     for n, r in res.items():
         lv = f"{r['ratio_vs_lovasz']:.3f}" if r['ratio_vs_lovasz'] else '-'
         pk = f"{r['peak_mb']:.1f}" if r['peak_mb'] is not None else '-'
         mm = f"{r['mem_vs_ce']:.2f}" if r['mem_vs_ce'] is not None else '-'
+        fl = f"{r['minor_faults']:.0f}" if r['minor_faults'] is not None \
+            else '-'
         print(f"{n:<22}{r['median_ms']:>10.2f}"
               f"{r['q1_ms']:>9.2f}-{r['q3_ms']:<8.2f}{r['ratio_vs_ce']:>8.2f}"
-              f"{lv:>10}{pk:>10}{mm:>10}")
+              f"{lv:>10}{pk:>10}{mm:>10}{fl:>8}")
     step_res = None
     if args.model_config:
         import train_step_cost
@@ -480,6 +536,7 @@ def main(argv=None) -> int:
                        torch=torch.__version__, reps=reps,
                        threads=torch.get_num_threads(),
                        cpu_allocator_pinned=pinned,
+                       proactive_reclaim=reclaim,
                        classes_per_image=args.classes_per_image,
                        ignore_frac=args.ignore_frac, losses=res,
                        train_step=step_res), f, indent=1)

@@ -141,19 +141,32 @@ def time_train_step(config: str, arms: Sequence[str], inputs, reps: int,
     res = {a: dict(median_ms=statistics.median(t) * 1e3)
            for a, t in times.items()}
     base = res['ce']['median_ms']
-    for r in res.values():
+    for a, r in res.items():
         r['added_vs_ce'] = r['median_ms'] / base - 1.0
+        # paired: each repetition's step over CE's step of the same
+        # repetition (adjacent in time), so that a drift of the machine
+        # between repetitions cancels; median and quartiles
+        paired = sorted(t / c - 1.0 for t, c in zip(times[a], times['ce']))
+        q = statistics.quantiles(paired, n=4) if len(paired) >= 4 else \
+            [paired[0]] * 3
+        r['added_paired'] = statistics.median(paired)
+        r['added_paired_q1'], r['added_paired_q3'] = q[0], q[2]
     return res
 
 
 def print_table(res: Dict[str, dict], config: str, inputs) -> None:
     print(f'\ntrain step of {osp.basename(config)} on input '
           f'{inputs[0]}x3x{inputs[1]}x{inputs[2]} (forward, CE + loss, '
-          'backward, SGD step; median)')
+          'backward, SGD step; median; paired: median [quartiles] of each '
+          "repetition's step over CE's)")
     for k, r in res.items():
         name = 'ce' if k == 'ce' else 'ce+' + k
+        pr = '' if k == 'ce' or 'added_paired' not in r else (
+            f"  paired {100 * r['added_paired']:+.1f}% "
+            f"[{100 * r['added_paired_q1']:+.1f}, "
+            f"{100 * r['added_paired_q3']:+.1f}]")
         print(f"{name:<24}{r['median_ms']:>10.1f} ms  "
-              f"{100 * r['added_vs_ce']:+.1f}%")
+              f"{100 * r['added_vs_ce']:+.1f}%{pr}")
 
 
 def main(argv: Optional[List[str]] = None) -> dict:

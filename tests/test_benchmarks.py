@@ -36,9 +36,11 @@ def test_loss_cost_writes_every_loss_with_ratios(tmp_path, capsys):
     names = {bench.ALIASES.get(n, n) for n in losses}
     assert set(res['losses']) == {'ce', *names}
     assert res['cpu_allocator_pinned'] is False  # --system-malloc
+    assert 'proactive_reclaim' in res  # None, or the kernel's DAMON action
     for name, r in res['losses'].items():
         assert r['median_ms'] > 0 and r['peak_mb'] >= 0
         assert r['first_call_s'] > 0
+        assert r['minor_faults'] >= 0   # CPU: page faults of a timed call
         assert r['ratio_vs_lovasz'] == r['median_ms'] / \
             res['losses']['lovasz_mmseg']['median_ms']
     assert res['losses']['ce']['ratio_vs_ce'] == 1.0
@@ -47,6 +49,21 @@ def test_loss_cost_writes_every_loss_with_ratios(tmp_path, capsys):
         'ce', 'direct_s4_fast', 'direct_s1_fast', 'exact_s1_old',
         'exact_s1_fast', 'dual_ascent_s4_fast'}
     assert 'exact_s1_fast' in capsys.readouterr().out
+
+
+def test_proactive_reclaim_reads_the_running_damon_schemes(tmp_path):
+    bench = _load('loss_cost')
+    assert bench.proactive_reclaim(str(tmp_path / 'none')) is None
+    for k, state, action in (('0', 'on', 'pageout'), ('1', 'off', 'cold'),
+                             ('2', 'on', 'stat')):
+        kd = tmp_path / k
+        scheme = kd / 'contexts' / '0' / 'schemes' / '0'
+        scheme.mkdir(parents=True)
+        (kd / 'state').write_text(state + '\n')
+        (scheme / 'action').write_text(action + '\n')
+    (tmp_path / 'nr_kdamonds').write_text('3\n')
+    # kdamond 1 is off, and 'stat' reclaims nothing
+    assert bench.proactive_reclaim(str(tmp_path)) == 'damon: pageout'
 
 
 def test_cpu_allocator_pinning_is_applied_and_recorded(tmp_path):
@@ -107,6 +124,11 @@ def test_train_step_cost_runs_every_arm(tmp_path):
     assert set(res['arms']) == {'ce', 'direct_s4_fast', 'direct_s1_old',
                                 'lovasz_mmseg'}
     assert res['arms']['ce']['added_vs_ce'] == 0.0
+    # paired per repetition: CE over itself is exactly 0
+    assert res['arms']['ce']['added_paired'] == 0.0
+    for r in res['arms'].values():
+        assert r['added_paired_q1'] <= r['added_paired'] <= \
+            r['added_paired_q3']
     assert res['cpu_allocator_pinned'] is False  # --system-malloc
 
 
