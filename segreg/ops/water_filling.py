@@ -146,10 +146,12 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
         wd = w.detach().to(acc)
 
         def class_sums(lab: Tensor, *weights: Tensor) -> Tensor:
-            """(len(weights), C+1) per-class sums (1-D bincounts: a (P, 3)
-            index_add goes through scatter_add, ~5x slower on CPU)."""
-            return torch.stack([torch.bincount(lab, wt, minlength=C + 1)
-                                .to(acc) for wt in weights])  # empty: long
+            """(len(weights), C+1) per-class sums (1-D index_add calls: a
+            (P, 3) index_add goes through scatter_add, ~5x slower on CPU,
+            and bincount first reads the labels twice for their range)."""
+            return torch.stack([torch.zeros(C + 1, dtype=acc, device=lab.device
+                                            ).index_add_(0, lab, wt)
+                                for wt in weights])
 
         wf = wd * fd
         n_pos, total = reduce(class_sums(y, wd, wf)).unbind()

@@ -133,7 +133,11 @@ class ExactLPLoss(PixelMetricLoss):
         # infeasible and absent classes do not train the scale
         w_eff = torch.where(solve, scales, scales.detach())
         w_lp = w_eff * lp_factor
-        f_pos = sc.pos_scores * w_lp.index_select(0, y)
+        # w s: the direct bound's scores, and the LP's for normalize='sum'
+        # (one product and its backward, not two)
+        f_scaled = sc.pos_scores * w_eff.index_select(0, y)
+        f_pos = f_scaled if self.normalize == 'sum' else \
+            sc.pos_scores * w_lp.index_select(0, y)
         if self.infeasible == 'shift':  # else shift = 0: two passes saved
             f_pos = f_pos + shift.index_select(0, y)
         # the water-filling threshold of the global batch by Newton steps on
@@ -149,7 +153,7 @@ class ExactLPLoss(PixelMetricLoss):
         fp = negative_hinge_sums(sc, eps + shift,
                                  torch.where(feasible, w_lp, w_eff))
         # direct bound of the infeasible: min(1, w s) = 1 - max(0, 1 - w s)
-        tp = positive_hinge_sums(sc, w_eff, 1.0)
+        tp = positive_hinge_sums(sc, cap=1.0, scores=f_scaled)
         if batch.sync:
             fp, tp = all_reduce_sum(torch.stack([fp, tp])).unbind()
         value = classwise_lp_value(eps, n, fp, feasible, **kw)
