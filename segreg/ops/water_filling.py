@@ -142,7 +142,9 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
         f = torch.where(valid, f, zero)
 
     with torch.no_grad():
-        fd = f.detach().to(acc)
+        # f stays in its dtype: products and comparisons with float64
+        # operands promote element-wise (no converted copy of the scores)
+        fd = f.detach()
         wd = w.detach().to(acc)
 
         def class_sums(lab: Tensor, *weights: Tensor) -> Tensor:
