@@ -80,8 +80,8 @@ class PixelMetricLoss(nn.Module):
             gradients, about half the sparse kernel's peak memory at full
             resolution, CPU time 1.1-2.7x the sparse kernel's; needs a C++
             compiler on CPU or Triton on GPU and compiles for seconds per
-            new shape; not yet measured on a GPU: docs/loss_cost.md). Losses without
-            that op accept only ``'sparse'``.
+            new shape; not yet measured on a GPU: docs/loss_cost.md).
+            Losses without that op accept only ``'sparse'``.
         loss_weight (float): Multiplier of the loss.
         loss_name (str): Name of the loss item.
     """
