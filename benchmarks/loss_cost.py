@@ -400,7 +400,7 @@ def interleaved(steps: Dict[str, Callable[[], None]], reps: int,
     for r in range(reps):
         for n in names[r % len(names):] + names[:r % len(names)]:
             _sync(device)
-            f0 = minor_faults()
+            f0 = minor_faults() if faults is not None else 0
             t0 = time.perf_counter()
             steps[n]()
             _sync(device)

@@ -161,7 +161,7 @@ def print_table(res: Dict[str, dict], config: str, inputs) -> None:
           "repetition's step over CE's)")
     for k, r in res.items():
         name = 'ce' if k == 'ce' else 'ce+' + k
-        pr = '' if k == 'ce' or 'added_paired' not in r else (
+        pr = '' if k == 'ce' else (
             f"  paired {100 * r['added_paired']:+.1f}% "
             f"[{100 * r['added_paired_q1']:+.1f}, "
             f"{100 * r['added_paired_q3']:+.1f}]")

@@ -417,8 +417,8 @@ def log_odds_scores(logits: Tensor, labels: Tensor,
     if checked:
         pw = None if weight is None else weight.reshape(y.shape).to(dt)
     elif weight is not None:
-        valid = (y0 == y) & (weight.reshape(y.shape) > 0)
         w = weight.reshape(y.shape).to(dt)
+        valid = (y0 == y) & (w > 0)
         pw = torch.where(valid, w, torch.zeros((), dtype=dt, device=w.device))
     else:
         valid = y0 == y
@@ -433,12 +433,11 @@ def log_odds_scores(logits: Tensor, labels: Tensor,
     s_own, link = own_fn(x, y0, pw, r_min, token)
     yf = y0.reshape(-1)
     if pw is None:
-        wf = torch.ones_like(s_own)
+        wf, pw_f = torch.ones_like(s_own), None
         n = torch.bincount(yf, minlength=C).to(dt)
     else:
-        wf = pw.reshape(-1)
+        wf = pw_f = pw.reshape(-1)
         n = torch.zeros(C, dtype=dt, device=x.device).index_add_(0, yf, wf)
-    pw_f = None if pw is None else pw.reshape(-1)
     return LogOddsScores(s_own, yf, wf, n, link, pw_f, token)
 
 

@@ -131,12 +131,10 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
     y = pos_labels.reshape(-1).long()
     w = torch.ones_like(f) if pos_weight is None else \
         pos_weight.reshape(-1).to(dt)
-    if checked:  # a 0 weight already removes an entry from every sum
-        valid = w > 0
-        y = torch.where(valid, y, torch.full_like(y, C))  # segment C
-    else:
-        valid = (y >= 0) & (y < C) & (w > 0)
-        y = torch.where(valid, y, torch.full_like(y, C))  # ignored
+    # checked: a 0 weight already removes an entry from every sum
+    valid = (w > 0) if checked else (y >= 0) & (y < C) & (w > 0)
+    y = torch.where(valid, y, torch.full_like(y, C))  # segment C: ignored
+    if not checked:
         zero = torch.zeros((), dtype=dt, device=f.device)
         w = torch.where(valid, w, zero)
         f = torch.where(valid, f, zero)
