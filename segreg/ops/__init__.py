@@ -51,6 +51,9 @@ from .dataset_lagrangian import (  # noqa: F401,E402
     DatasetLagrangian, HingeSums, dataset_hinge_sums, dataset_lagrangian)
 __all__ += ['HingeSums', 'DatasetLagrangian', 'dataset_hinge_sums',
             'dataset_lagrangian']
+from .class_sums import (  # noqa: F401,E402
+    ClassIndex, class_gather, class_index, class_sum)
+__all__ += ['class_index', 'class_sum', 'class_gather', 'ClassIndex']
 from .hinge_sums import (  # noqa: F401,E402
     LogOddsScores, hinge_counts, log_odds_scores, negative_hinge_sums,
     positive_hinge_sums)

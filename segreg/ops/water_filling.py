@@ -42,15 +42,17 @@ with the sum over ranks supplied by ``all_reduce_grad`` (a differentiable
 all-reduce).
 
 Why by hand: no library offers a segmented, distributed water-filling
-threshold; the loop is a handful of ``index_add`` calls.
+threshold; the loop is a handful of per-class sums.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
+
+from .class_sums import class_index, class_sum
 
 __all__ = ['NewtonThreshold', 'newton_threshold']
 
@@ -83,7 +85,9 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
                      all_reduce: Optional[Reduce] = None,
                      all_reduce_grad: Optional[Reduce] = None,
                      max_iter: int = 200,
-                     checked: bool = False) -> NewtonThreshold:
+                     checked: bool = False,
+                     totals: Optional[Tuple[Tensor, Tensor]] = None
+                     ) -> NewtonThreshold:
     r"""Smallest ``eps_c`` with ``sum_{y_i = c} w_i min(eps_c, f_i) = 1``.
 
     The same threshold (value and gradient) as
@@ -112,6 +116,11 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
             the entries left out), as :func:`segreg.ops.log_odds_scores`
             returns them; then only ``pos_weight > 0`` is tested (four
             fewer passes).
+        totals (tuple[Tensor, Tensor], optional): ``(n_c, T_c)``, (C,)
+            each, ``sum w_i`` and ``sum w_i f_i`` of the *global* batch
+            (already summed over ranks), when the caller has them (the
+            exact LP loss does): two class sums and an all-reduce fewer.
+            No gradient flows through them.
 
     Returns:
         NewtonThreshold: float32 (float64 for float64 scores); the sums are
@@ -145,16 +154,20 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
         fd = f.detach()
         wd = w.detach().to(acc)
 
-        def class_sums(lab: Tensor, *weights: Tensor) -> Tensor:
-            """(len(weights), C+1) per-class sums (1-D index_add calls: a
-            (P, 3) index_add goes through scatter_add, ~5x slower on CPU,
-            and bincount first reads the labels twice for their range)."""
-            return torch.stack([torch.zeros(C + 1, dtype=acc, device=lab.device
-                                            ).index_add_(0, lab, wt)
-                                for wt in weights])
+        index = class_index(y, C + 1)
+
+        def class_sums(*weights: Tensor) -> Tensor:
+            """(len(weights), C+1) per-class sums (laned 1-D sums,
+            segreg.ops.class_sums: a (P, 3) scatter is ~5x slower on CPU,
+            and bincount reads the labels twice more for their range)."""
+            return torch.stack([class_sum(wt, index) for wt in weights])
 
         wf = wd * fd
-        n_pos, total = reduce(class_sums(y, wd, wf)).unbind()
+        if totals is None:
+            n_pos, total = reduce(class_sums(wd, wf)).unbind()
+        else:  # bin C (the ignored entries) holds nothing
+            n_pos, total = torch.nn.functional.pad(
+                torch.stack(totals).detach().to(acc), (0, 1)).unbind()
         feasible = (n_pos > 0) & (total >= 1.0)
         feasible[C] = False
         inf = torch.full_like(n_pos, math.inf)
@@ -166,9 +179,12 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
         # docs/loss_cost.md) the three class sums of the loop's first step
         # and the closed form below are not needed: eps = 1 / n, whose
         # gradient in f is 0
-        eps_chk = torch.where(feasible, eps, -inf)
-        below = (fd < eps_chk.index_select(0, y)).sum(dtype=acc)
-        settled = not bool(reduce(below.reshape(1)) > 0)
+        if bool(feasible.any()):
+            eps_chk = torch.where(feasible, eps, -inf)
+            below = (fd < eps_chk.index_select(0, y)).sum(dtype=acc)
+            settled = not bool(reduce(below.reshape(1)) > 0)
+        else:  # no feasible class on any rank (n_pos, total are global)
+            settled = True
     if settled:
         eps = eps[:C].to(dt)
         if f.requires_grad:  # in the graph, with its zero gradient
@@ -176,14 +192,14 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
         return NewtonThreshold(eps, feasible[:C], n_pos[:C].to(dt),
                                total[:C].to(dt), 1)
     with torch.no_grad():
-        prev = reduce(class_sums(y, valid.to(acc))[0])
+        prev = reduce(class_sums(valid.to(acc))[0])
         it = 0
         while True:
             it += 1
             # A(eps_k) as 0/1 weights: full-length passes, no compaction
             # (boolean indexing costs more than it saves on CPU)
             a = (fd >= eps.index_select(0, y)).to(acc)
-            w_above, s_above, k = reduce(class_sums(y, wd * a, wf * a, a)
+            w_above, s_above, k = reduce(class_sums(wd * a, wf * a, a)
                                          ).unbind()
             if bool((k == prev)[feasible].all()):
                 break  # A(eps_k) = A(eps_{k-1}): eps_k is the root
@@ -198,9 +214,8 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
 
     # the closed form at the final active set, differentiable in f
     wfa = (w * f).to(acc)
-    s_below = reduce_grad(torch.zeros(C + 1, dtype=acc, device=f.device
-                                      ).index_add(0, y, torch.where(
-                                          active, torch.zeros_like(wfa), wfa)))
+    s_below = reduce_grad(class_sum(torch.where(
+        active, torch.zeros_like(wfa), wfa), index))
     eps = (1.0 - s_below) / torch.where(feasible, w_above,
                                         torch.ones_like(w_above))
     eps = torch.where(feasible, eps, torch.full_like(eps, math.inf))[:C]

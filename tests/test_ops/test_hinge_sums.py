@@ -327,3 +327,23 @@ def test_active_pair_selection_never_misses_a_pair(thr, scale):
     torch.testing.assert_close(fp1, fp0, rtol=0, atol=1e-9)
     for a, b in zip(grads1, grads0):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize('scale', [1.0, 30.0, 1000.0])
+def test_float32_exp_of_the_softmax_is_accurate(scale):
+    """``exp(z - m)`` of the dense pass (exp2 in float32) against float64,
+    near each pixel's maximum, whatever the size of the logits."""
+    from segreg.ops.hinge_sums import _exp_shifted
+    g = torch.Generator().manual_seed(int(scale))
+    z = torch.randn(2, 7, 9, 11, generator=g) * scale
+    m = z.amax(dim=1, keepdim=True)
+    got = _exp_shifted(z, m, torch.empty_like(z))
+    d = z.double() - m.double()
+    ref = d.exp()
+    near = d.abs() < 5
+    assert near.sum() > 2 * 9 * 11  # more than the maxima themselves
+    rel = ((got.double() - ref).abs() / ref)[near]
+    assert float(rel.max()) < 1e-6
+    z64 = z.double()
+    assert torch.equal(_exp_shifted(z64, m.double(), torch.empty_like(z64)),
+                       ref)

@@ -165,3 +165,28 @@ def test_empty_infeasible_and_ignored_inputs():
     t = newton_threshold(f, y, 3)
     assert t.feasible.tolist() == [False, True, False]
     assert float(t.eps[1]) == pytest.approx(0.5)  # min(e, .9) + min(e, .8)
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_given_totals_change_nothing(dtype):
+    """``totals=(n, T)`` from the caller (the exact LP loss passes its class
+    sums) gives the same threshold and gradient as the sums of its own."""
+    C = 12
+    f, y, w = _case(3000, C, seed=5, dtype=dtype)
+    f.requires_grad_()
+    ref = newton_threshold(f, y, C, w)
+    ok = (y >= 0) & (y < C)
+    yc = torch.where(ok, y, 0)
+    wc = torch.where(ok, w, torch.zeros_like(w))
+    n = torch.zeros(C, dtype=dtype).index_add(0, yc, wc)
+    T = torch.zeros(C, dtype=dtype).index_add(0, yc, (wc * f).detach())
+    got = newton_threshold(f, y, C, w, totals=(n, T))
+    assert torch.equal(got.feasible, ref.feasible)
+    assert got.feasible.any() and not got.feasible.all()
+    fin = ref.feasible
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else {}
+    torch.testing.assert_close(got.eps[fin], ref.eps[fin], **tol)
+    assert torch.isinf(got.eps[~fin]).all()
+    ga, = torch.autograd.grad(got.eps[fin].sum(), f)
+    gb, = torch.autograd.grad(ref.eps[fin].sum(), f)
+    torch.testing.assert_close(ga, gb, **tol)

@@ -26,7 +26,8 @@ import torch
 from mmseg.registry import MODELS
 from torch import nn
 
-from segreg.ops import (classwise_lp_value, feasibility_shift,
+from segreg.ops import (class_gather, class_sum, classwise_lp_value,
+                        feasibility_shift,
                         hinge_bound_from_counts, log_odds_scores,
                         lp_metric_bound, metric_term, negative_hinge_sums,
                         newton_threshold, positive_hinge_sums)
@@ -110,12 +111,10 @@ class ExactLPLoss(PixelMetricLoss):
         # and the negative hinge sums with a hand-written backward
         sc = log_odds_scores(batch.logits, batch.labels, batch.weight,
                              self.kernel, checked=True)
-        y = sc.pos_class
         n = sc.n_pos
         scales = n.new_full((C, ), self.init_scale) if self.log_scale is None \
             else self.log_scale.to(n.dtype).exp()
-        sum_s = torch.zeros_like(n).index_add(
-            0, y, (sc.pos_weight * sc.pos_scores).detach())
+        sum_s = class_sum((sc.pos_weight * sc.pos_scores).detach(), sc.index)
         if batch.sync:  # global class sums (no gradient): O(C)
             n, sum_s = all_reduce_sum_(torch.stack([n, sum_s])).unbind()
         present = n > 0
@@ -135,20 +134,27 @@ class ExactLPLoss(PixelMetricLoss):
         w_lp = w_eff * lp_factor
         # w s: the direct bound's scores, and the LP's for normalize='sum'
         # (one product and its backward, not two)
-        f_scaled = sc.pos_scores * w_eff.index_select(0, y)
-        f_pos = f_scaled if self.normalize == 'sum' else \
-            sc.pos_scores * w_lp.index_select(0, y)
-        if self.infeasible == 'shift':  # else shift = 0: two passes saved
-            f_pos = f_pos + shift.index_select(0, y)
-        # the water-filling threshold of the global batch by Newton steps on
-        # all-reduced class sums (O(C) per step, no gather of positives)
-        thr = newton_threshold(
-            f_pos, sc.pos_class, C, sc.pos_weight,
-            all_reduce=all_reduce_sum_ if batch.sync else None,
-            all_reduce_grad=all_reduce_sum if batch.sync else None,
-            checked=True)
-        feasible = thr.feasible & solve
-        eps = torch.where(feasible, thr.eps.clamp(min=0), torch.ones_like(n))
+        f_scaled = sc.pos_scores * class_gather(w_eff, sc.index)
+        if bool(solve.any()):
+            f_pos = f_scaled if self.normalize == 'sum' else \
+                sc.pos_scores * class_gather(w_lp, sc.index)
+            if self.infeasible == 'shift':  # else shift = 0: 2 passes saved
+                f_pos = f_pos + class_gather(shift, sc.index)
+            # the water-filling threshold of the global batch by Newton
+            # steps on all-reduced class sums (O(C) per step, no gather of
+            # positives); n_c and T_c = sum w f from the sums at hand
+            thr = newton_threshold(
+                f_pos, sc.pos_class, C, sc.pos_weight,
+                all_reduce=all_reduce_sum_ if batch.sync else None,
+                all_reduce_grad=all_reduce_sum if batch.sync else None,
+                checked=True,
+                totals=(n, w_lp.detach() * sum_s + shift * n))
+            feasible = thr.feasible & solve
+            eps = torch.where(feasible, thr.eps.clamp(min=0),
+                              torch.ones_like(n))
+        else:  # no class to solve (all of them at initialisation): no
+            # threshold to find; solve is global, so every rank skips
+            feasible, eps = solve, torch.ones_like(n)
         # fp_c = sum_{S-} max(0, w s + eps + shift)
         fp = negative_hinge_sums(sc, eps + shift,
                                  torch.where(feasible, w_lp, w_eff))

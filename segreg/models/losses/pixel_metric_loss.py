@@ -226,14 +226,16 @@ class PixelMetricLoss(nn.Module):
         C = x.shape[1]
         label = label.long()
         # in [0, C) iff clamping keeps it: one comparison fewer
-        valid = (label.clamp(0, C - 1) == label) & (label != ignore_index)
+        valid = label.clamp(0, C - 1) == label
+        if 0 <= ignore_index < C:  # else the range test has removed it
+            valid &= label != ignore_index
         if weight is not None:
             weight = weight.to(x.dtype)
             valid = valid & (weight > 0)
             weight = torch.where(valid, weight, torch.zeros_like(weight))
         elif not bool(valid.all()):
             weight = valid.to(x.dtype)
-        labels = torch.where(valid, label, torch.full_like(label, C))
+        labels = torch.where(valid, label, C)
         return PixelBatch(x, labels, weight, self.sync and world_size() > 1)
 
     def _param_anchor(self, loss_like: Tensor) -> Tensor:
