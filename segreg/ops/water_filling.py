@@ -173,49 +173,48 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
         inf = torch.full_like(n_pos, math.inf)
         # the step from -inf (every positive active): eps_1 = 1 / n
         eps = torch.where(feasible, 1.0 / n_pos.clamp(min=1e-300), inf)
-        # eps_1 is the root iff every positive of a feasible class scores
-        # >= eps_1 (then g(eps_1) = eps_1 n = 1): checked first, with one
-        # global count. Where it holds (the benchmark batch of
-        # docs/loss_cost.md) the three class sums of the loop's first step
-        # and the closed form below are not needed: eps = 1 / n, whose
-        # gradient in f is 0
-        if bool(feasible.any()):
-            eps_chk = torch.where(feasible, eps, -inf)
-            below = (fd < eps_chk.index_select(0, y)).sum(dtype=acc)
-            settled = not bool(reduce(below.reshape(1)) > 0)
-        else:  # no feasible class on any rank (n_pos, total are global)
-            settled = True
-    if settled:
+        # the loop sums over the positives *below* eps_k, B_k (the
+        # complement of A): W_A = n - W_B and 1 - sum_{not A} w f = 1 - S_B
+        # need no T, and B_1 is empty at the root eps_1 = 1 / n, so the
+        # first step is also the check for it
+        prev = torch.zeros(2, C + 1, dtype=acc, device=f.device)
+        it = 0
+        while True:
+            it += 1
+            # B(eps_k) as a mask: full-length passes, no compaction
+            # (boolean indexing costs more than it saves on CPU); the
+            # products promote the mask in place (no converted copy)
+            b = fd < eps.index_select(0, y)
+            sums = reduce(class_sums(wd * b, wf * b))
+            # the next iterate is a function of these two sums: equal sums
+            # (bitwise: the same set summed in the same order) give
+            # eps_{k+1} = eps_k, the root
+            if bool((sums == prev)[:, feasible].all()):
+                break
+            if it >= max_iter:
+                raise RuntimeError(
+                    f'newton_threshold: the active sets did not settle in '
+                    f'{max_iter} iterations (non-finite scores?)')
+            w_below, s_below = sums.unbind()
+            eps = torch.where(feasible, (1.0 - s_below) /
+                              (n_pos - w_below).clamp(min=1e-300), inf)
+            prev = sums
+        w_above = n_pos - sums[0]
+    if it == 1:
+        # no positive of a feasible class below eps_1 = 1 / n (g(eps_1) =
+        # eps_1 n = 1): eps = 1 / n, whose gradient in f is 0; no closed
+        # form to evaluate (the benchmark batch of docs/loss_cost.md with
+        # a weak logit signal)
         eps = eps[:C].to(dt)
         if f.requires_grad:  # in the graph, with its zero gradient
             eps = eps + f.narrow(0, 0, min(1, f.numel())).sum() * 0.0
         return NewtonThreshold(eps, feasible[:C], n_pos[:C].to(dt),
                                total[:C].to(dt), 1)
-    with torch.no_grad():
-        prev = reduce(class_sums(valid.to(acc))[0])
-        it = 0
-        while True:
-            it += 1
-            # A(eps_k) as 0/1 weights: full-length passes, no compaction
-            # (boolean indexing costs more than it saves on CPU)
-            a = (fd >= eps.index_select(0, y)).to(acc)
-            w_above, s_above, k = reduce(class_sums(wd * a, wf * a, a)
-                                         ).unbind()
-            if bool((k == prev)[feasible].all()):
-                break  # A(eps_k) = A(eps_{k-1}): eps_k is the root
-            if it >= max_iter:
-                raise RuntimeError(
-                    f'newton_threshold: the active sets did not settle in '
-                    f'{max_iter} iterations (non-finite scores?)')
-            eps = torch.where(feasible, (1.0 - (total - s_above)) /
-                              w_above.clamp(min=1e-300), inf)
-            prev = k
-        active = a > 0
 
     # the closed form at the final active set, differentiable in f
     wfa = (w * f).to(acc)
     s_below = reduce_grad(class_sum(torch.where(
-        active, torch.zeros_like(wfa), wfa), index))
+        b, wfa, torch.zeros_like(wfa)), index))
     eps = (1.0 - s_below) / torch.where(feasible, w_above,
                                         torch.ones_like(w_above))
     eps = torch.where(feasible, eps, torch.full_like(eps, math.inf))[:C]
