@@ -34,12 +34,13 @@ lanes.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ['LANES', 'ClassIndex', 'class_index', 'class_sum', 'class_gather']
+__all__ = ['LANES', 'ClassIndex', 'class_index', 'class_sum', 'class_gather',
+           'split_class_sums']
 
 #: lanes per class: 8 measured best (4: 71 us, 8: 62 us, 16: 60 us on the
 #: input of the module docstring; more lanes only cost bins)
@@ -146,3 +147,32 @@ def class_gather(table: Tensor, index: ClassIndex) -> Tensor:
     if table.requires_grad:
         return _ClassGather.apply(table, index)
     return table.index_select(0, index.labels)
+
+
+def split_class_sums(values: Sequence[Tensor], index: ClassIndex,
+                     mask: Tensor) -> Tensor:
+    r"""Per-class sums over the entries outside and inside ``mask``.
+
+    .. math::
+
+        out_{v, 0, c} = \sum_{y_i = c,\ \lnot m_i} v_i ,\qquad
+        out_{v, 1, c} = \sum_{y_i = c,\ m_i} v_i
+
+    The mask moves an entry to the second half of ``2 bins`` (one integer
+    pass), so each value needs one laned scatter and no product with the
+    mask (a float64 product with a bool mask costs 3x a plain one on CPU).
+    No autograd.
+
+    Args:
+        values (Sequence[Tensor]): (N,) entries each, of one dtype.
+        index (ClassIndex): From :func:`class_index`.
+        mask (Tensor): (N,) bool.
+
+    Returns:
+        Tensor: (len(values), 2, bins).
+    """
+    bins = index.bins
+    laned = torch.add(index.laned, mask.reshape(-1), alpha=bins * LANES)
+    sums = [v.new_zeros(2 * bins * LANES).scatter_add_(0, laned, v)
+            for v in values]
+    return torch.stack(sums).view(len(sums), 2, bins, LANES).sum(3)

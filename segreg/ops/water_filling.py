@@ -47,12 +47,13 @@ threshold; the loop is a handful of per-class sums.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from .class_sums import class_index, class_sum
+from .class_sums import (ClassIndex, class_index, class_sum,
+                         split_class_sums)
 
 __all__ = ['NewtonThreshold', 'newton_threshold']
 
@@ -80,7 +81,8 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
-def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
+def newton_threshold(pos_scores: Tensor,
+                     pos_labels: Union[Tensor, ClassIndex],
                      num_classes: int, pos_weight: Optional[Tensor] = None,
                      all_reduce: Optional[Reduce] = None,
                      all_reduce_grad: Optional[Reduce] = None,
@@ -98,8 +100,10 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
     Args:
         pos_scores (Tensor): (P,) each positive's score of its own class,
             ``f_{i, y_i}`` (differentiable).
-        pos_labels (Tensor): (P,) classes; entries outside
-            ``[0, num_classes)`` are ignored.
+        pos_labels (Tensor | ClassIndex): (P,) classes; entries outside
+            ``[0, num_classes)`` are ignored. With ``checked``, also the
+            caller's :class:`segreg.ops.ClassIndex` of them (no index to
+            build).
         num_classes (int): C.
         pos_weight (Tensor, optional): (P,) non-negative weights (0: left
             out). Default 1.
@@ -114,8 +118,8 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
         checked (bool): The caller guarantees finite scores, labels in
             ``[0, num_classes)`` and a non-negative ``pos_weight`` (0 for
             the entries left out), as :func:`segreg.ops.log_odds_scores`
-            returns them; then only ``pos_weight > 0`` is tested (four
-            fewer passes).
+            returns them; then nothing is tested or remapped (the entries
+            of weight 0 add 0 to every sum).
         totals (tuple[Tensor, Tensor], optional): ``(n_c, T_c)``, (C,)
             each, ``sum w_i`` and ``sum w_i f_i`` of the *global* batch
             (already summed over ranks), when the caller has them (the
@@ -137,16 +141,22 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
         torch.float32
     acc = torch.float64
     f = pos_scores.reshape(-1).to(dt)
-    y = pos_labels.reshape(-1).long()
     w = torch.ones_like(f) if pos_weight is None else \
         pos_weight.reshape(-1).to(dt)
-    # checked: a 0 weight already removes an entry from every sum
-    valid = (w > 0) if checked else (y >= 0) & (y < C) & (w > 0)
-    y = torch.where(valid, y, torch.full_like(y, C))  # segment C: ignored
-    if not checked:
+    if checked:
+        # a 0 weight already removes an entry from every sum (every sum
+        # below is weighted): the labels are used as they are
+        index = pos_labels if isinstance(pos_labels, ClassIndex) else \
+            class_index(pos_labels, C)
+    else:
+        y = pos_labels.reshape(-1).long()
+        valid = (y >= 0) & (y < C) & (w > 0)
+        y = torch.where(valid, y, C)  # bin C: the entries left out
         zero = torch.zeros((), dtype=dt, device=f.device)
         w = torch.where(valid, w, zero)
         f = torch.where(valid, f, zero)
+        index = class_index(y, C + 1)
+    y = index.labels
 
     with torch.no_grad():
         # f stays in its dtype: products and comparisons with float64
@@ -154,10 +164,8 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
         fd = f.detach()
         wd = w.detach().to(acc)
 
-        index = class_index(y, C + 1)
-
         def class_sums(*weights: Tensor) -> Tensor:
-            """(len(weights), C+1) per-class sums (laned 1-D sums,
+            """(len(weights), bins) per-class sums (laned 1-D sums,
             segreg.ops.class_sums: a (P, 3) scatter is ~5x slower on CPU,
             and bincount reads the labels twice more for their range)."""
             return torch.stack([class_sum(wt, index) for wt in weights])
@@ -167,17 +175,18 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
             n_pos, total = reduce(class_sums(wd, wf)).unbind()
         else:  # bin C (the ignored entries) holds nothing
             n_pos, total = torch.nn.functional.pad(
-                torch.stack(totals).detach().to(acc), (0, 1)).unbind()
+                torch.stack(totals).detach().to(acc),
+                (0, index.bins - C)).unbind()
         feasible = (n_pos > 0) & (total >= 1.0)
-        feasible[C] = False
+        feasible[C:] = False
         inf = torch.full_like(n_pos, math.inf)
         # the step from -inf (every positive active): eps_1 = 1 / n
         eps = torch.where(feasible, 1.0 / n_pos.clamp(min=1e-300), inf)
-        # the loop sums over the positives *below* eps_k, B_k (the
-        # complement of A): W_A = n - W_B and 1 - sum_{not A} w f = 1 - S_B
-        # need no T, and B_1 is empty at the root eps_1 = 1 / n, so the
-        # first step is also the check for it
-        prev = torch.zeros(2, C + 1, dtype=acc, device=f.device)
+        # each step sums w and w f over the positives below eps_k, B_k
+        # (the complement of A), and above it: W_A and 1 - S_B need no T,
+        # and B_1 is empty at the root eps_1 = 1 / n, so the first step is
+        # also the check for it
+        prev = torch.zeros(2, index.bins, dtype=acc, device=f.device)
         it = 0
         while True:
             it += 1
@@ -185,7 +194,8 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
             # (boolean indexing costs more than it saves on CPU); the
             # products promote the mask in place (no converted copy)
             b = fd < eps.index_select(0, y)
-            sums = reduce(class_sums(wd * b, wf * b))
+            both = reduce(split_class_sums((wd, wf), index, b))
+            sums = both[:, 1]  # (W_B, S_B)
             # the next iterate is a function of these two sums: equal sums
             # (bitwise: the same set summed in the same order) give
             # eps_{k+1} = eps_k, the root
@@ -195,11 +205,10 @@ def newton_threshold(pos_scores: Tensor, pos_labels: Tensor,
                 raise RuntimeError(
                     f'newton_threshold: the active sets did not settle in '
                     f'{max_iter} iterations (non-finite scores?)')
-            w_below, s_below = sums.unbind()
-            eps = torch.where(feasible, (1.0 - s_below) /
-                              (n_pos - w_below).clamp(min=1e-300), inf)
+            eps = torch.where(feasible, (1.0 - sums[1]) /
+                              both[0, 0].clamp(min=1e-300), inf)
             prev = sums
-        w_above = n_pos - sums[0]
+        w_above = both[0, 0]
     if it == 1:
         # no positive of a feasible class below eps_1 = 1 / n (g(eps_1) =
         # eps_1 n = 1): eps = 1 / n, whose gradient in f is 0; no closed

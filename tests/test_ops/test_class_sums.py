@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from segreg.ops import class_gather, class_index, class_sum
-from segreg.ops.class_sums import LANES
+from segreg.ops.class_sums import LANES, split_class_sums
+
 
 
 def _labels(kind: str, n: int, bins: int, g: torch.Generator):
@@ -72,3 +73,20 @@ def test_long_runs_are_spread_over_lanes():
     idx = class_index(y, 1)
     assert torch.equal(torch.bincount(idx.laned),
                        torch.full((LANES, ), 64 // LANES))
+
+
+@pytest.mark.parametrize('kind', ['runs', 'random'])
+def test_split_sums_equal_masked_index_add(kind):
+    g = torch.Generator().manual_seed(7)
+    bins, n = 6, 3001
+    y = _labels(kind, n, bins, g)
+    n = y.numel()
+    mask = torch.rand(n, generator=g) < 0.3
+    a = torch.rand(n, generator=g, dtype=torch.float64)
+    b = torch.randn(n, generator=g, dtype=torch.float64)
+    out = split_class_sums((a, b), class_index(y, bins), mask)
+    assert out.shape == (2, 2, bins)
+    for k, v in enumerate((a, b)):
+        for half, m in enumerate((~mask, mask)):
+            ref = torch.zeros(bins, dtype=v.dtype).index_add(0, y, v * m)
+            torch.testing.assert_close(out[k, half], ref)

@@ -136,7 +136,7 @@ def test_checked_inputs_give_the_same_threshold(settled):
 
 
 def test_uses_the_reduce_for_every_class_sum():
-    """The reduce sees (k, C + 1) sums only, never per-pixel tensors; with
+    """The reduce sees (..., C + 1) sums only, never per-pixel tensors; with
     a reduce that doubles (two identical ranks) the threshold is that of
     the data concatenated with itself."""
     f, y, w = _case(600, 4, seed=3)
@@ -152,7 +152,10 @@ def test_uses_the_reduce_for_every_class_sum():
                               torch.cat([w, w]))
     fe = ref.feasible
     torch.testing.assert_close(two.eps[fe], ref.eps[fe])
-    assert all(s in ((2, 5), (1, ), (5, ), (3, 5)) for s in seen), seen
+    # totals (2, C+1), each Newton step (2 sums x below/above, C+1), the
+    # closed form (C+1,)
+    assert all(s in ((2, 5), (2, 2, 5), (5, )) for s in seen), seen
+    assert seen[0] == (2, 5) and seen[-1] == (5, ) and len(seen) > 3
 
 
 def test_empty_infeasible_and_ignored_inputs():

@@ -144,7 +144,7 @@ class ExactLPLoss(PixelMetricLoss):
             # steps on all-reduced class sums (O(C) per step, no gather of
             # positives); n_c and T_c = sum w f from the sums at hand
             thr = newton_threshold(
-                f_pos, sc.pos_class, C, sc.pos_weight,
+                f_pos, sc.index, C, sc.pos_weight,
                 all_reduce=all_reduce_sum_ if batch.sync else None,
                 all_reduce_grad=all_reduce_sum if batch.sync else None,
                 checked=True,
