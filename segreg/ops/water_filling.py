@@ -81,6 +81,18 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
+def _cast_up(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """``t`` in ``dtype``, rounded up: for any ``x`` of ``dtype``, ``x < t``
+    iff ``x < _cast_up(t)`` (no value of ``dtype`` lies between ``t`` and
+    its upward rounding), so the comparison of float32 scores with float64
+    thresholds runs in float32, reading half the bytes."""
+    if t.dtype == dtype:
+        return t
+    r = t.to(dtype)
+    up = torch.nextafter(r, torch.full_like(r, math.inf))
+    return torch.where(r.to(t.dtype) < t, up, r)
+
+
 def newton_threshold(pos_scores: Tensor,
                      pos_labels: Union[Tensor, ClassIndex],
                      num_classes: int, pos_weight: Optional[Tensor] = None,
@@ -193,7 +205,7 @@ def newton_threshold(pos_scores: Tensor,
             # B(eps_k) as a mask: full-length passes, no compaction
             # (boolean indexing costs more than it saves on CPU); the
             # products promote the mask in place (no converted copy)
-            b = fd < eps.index_select(0, y)
+            b = fd < _cast_up(eps, fd.dtype).index_select(0, y)
             both = reduce(split_class_sums((wd, wf), index, b))
             sums = both[:, 1]  # (W_B, S_B)
             # the next iterate is a function of these two sums: equal sums
@@ -220,10 +232,15 @@ def newton_threshold(pos_scores: Tensor,
         return NewtonThreshold(eps, feasible[:C], n_pos[:C].to(dt),
                                total[:C].to(dt), 1)
 
-    # the closed form at the final active set, differentiable in f
-    wfa = (w * f).to(acc)
-    s_below = reduce_grad(class_sum(torch.where(
-        b, wfa, torch.zeros_like(wfa)), index))
+    # the closed form at the final active set, differentiable in f: its
+    # value from the loop's float64 sums (global already), its gradient
+    # d S_B / d f_i = w_i [i in B] from a sum in the scores' dtype (no
+    # float64 copy of the scores)
+    wfb = class_sum(torch.where(b, w * f, torch.zeros((), dtype=dt,
+                                                      device=f.device)),
+                    index)
+    wfb = reduce_grad(wfb)
+    s_below = sums[1] + (wfb - wfb.detach()).to(acc)
     eps = (1.0 - s_below) / torch.where(feasible, w_above,
                                         torch.ones_like(w_above))
     eps = torch.where(feasible, eps, torch.full_like(eps, math.inf))[:C]

@@ -193,3 +193,19 @@ def test_given_totals_change_nothing(dtype):
     ga, = torch.autograd.grad(got.eps[fin].sum(), f)
     gb, = torch.autograd.grad(ref.eps[fin].sum(), f)
     torch.testing.assert_close(ga, gb, **tol)
+
+
+def test_float32_comparison_with_float64_thresholds_is_exact():
+    """The loop compares float32 scores with float64 thresholds rounded up
+    to float32; the result equals the float64 comparison everywhere,
+    including thresholds exactly at, just above and just below a score."""
+    from segreg.ops.water_filling import _cast_up
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, generator=g)
+    t = x.double()
+    t = torch.cat([t, t + 1e-12, t - 1e-12, torch.randn(4000, generator=g,
+                                                        dtype=torch.float64),
+                   torch.tensor([math.inf, -math.inf, 1e300, -1e300])])
+    xs = torch.cat([x, x, x, x[:4000], x[:4]])
+    assert torch.equal(xs < _cast_up(t, torch.float32), xs.double() < t)
+    assert _cast_up(t, torch.float64) is t
