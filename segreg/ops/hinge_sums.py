@@ -246,10 +246,11 @@ class _SoftmaxOwn(torch.autograd.Function):
         dzf = _flat(dz)
         # own entries: their final value, written (S h - e H, from the
         # forward's own e, or at a dominant maximum G_a - sum_{c != a} h_c,
-        # where the first form cancels: it is multiplied by 0 there, never
-        # added and removed)
-        val = (Sf * h_own - e_own * H) * (1.0 - sp_own) + \
-            (g_max - h_rest) * sp_own
+        # where the first form cancels: never added and removed). lerp at
+        # weight 0 or 1 returns its start resp. end exactly (ATen evaluates
+        # ``end - (end - start) (1 - w)`` for w >= 1/2; tested): one pass
+        # instead of four
+        val = torch.lerp(Sf * h_own - e_own * H, g_max - h_rest, sp_own)
         dzf.index_copy_(0, own, val)
         if grads:
             dzf.index_add_(0, off, Sf.index_select(0, pix) * (h - h_sp))
@@ -292,9 +293,10 @@ class _SparseNegativeHinge(torch.autograd.Function):
         # own entries out: e - S lim - S < 0 (e <= S). An index_add_ of S,
         # not an index_fill_ of -1: about half the time on CPU
         _flat(gap).index_add_(0, token['own'], Sf, alpha=-1.0)
-        rows = gap.amax(dim=1).reshape(-1) > 0
-        if pw is not None:
-            rows &= pw > 0
+        rows = gap.amax(dim=1).reshape(-1)
+        if pw is not None:  # pw >= 0: the product is > 0 iff both are
+            rows = rows * pw
+        rows = rows > 0
         px = rows.nonzero().squeeze(1)
         cls = torch.arange(C, device=e.device) * e.stride(1)
         rows_off = token['base'].index_select(0, px).unsqueeze(1) + cls

@@ -347,3 +347,17 @@ def test_float32_exp_of_the_softmax_is_accurate(scale):
     z64 = z.double()
     assert torch.equal(_exp_shifted(z64, m.double(), torch.empty_like(z64)),
                        ref)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_lerp_selects_exactly_at_weights_0_and_1(dtype):
+    """The backward selects each own entry's gradient with torch.lerp:
+    at weight 1 it must return the end exactly even when the start is huge
+    (the cancelling form at a dominant maximum), at weight 0 the start."""
+    g = torch.Generator().manual_seed(0)
+    n = 1000  # several vector widths and a tail
+    a = torch.randn(n, generator=g, dtype=dtype) * 10.0 ** torch.randint(
+        -8, 30, (n, ), generator=g).to(dtype)
+    b = torch.randn(n, generator=g, dtype=dtype)
+    w = (torch.rand(n, generator=g) < 0.5).to(dtype)
+    assert torch.equal(torch.lerp(a, b, w), torch.where(w > 0, b, a))

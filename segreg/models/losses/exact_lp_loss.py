@@ -158,8 +158,13 @@ class ExactLPLoss(PixelMetricLoss):
         # fp_c = sum_{S-} max(0, w s + eps + shift)
         fp = negative_hinge_sums(sc, eps + shift,
                                  torch.where(feasible, w_lp, w_eff))
-        # direct bound of the infeasible: min(1, w s) = 1 - max(0, 1 - w s)
-        tp = positive_hinge_sums(sc, cap=1.0, scores=f_scaled)
+        # direct bound of the infeasible: min(1, w s) = 1 - max(0, 1 - w s);
+        # not needed when every present class is feasible (feasible and
+        # present are global: every rank takes the same branch)
+        if bool((present & ~feasible).any()):
+            tp = positive_hinge_sums(sc, cap=1.0, scores=f_scaled)
+        else:
+            tp = torch.zeros_like(n)
         if batch.sync:
             fp, tp = all_reduce_sum(torch.stack([fp, tp])).unbind()
         value = classwise_lp_value(eps, n, fp, feasible, **kw)
