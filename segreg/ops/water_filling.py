@@ -81,6 +81,67 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
+def _below(f: Tensor, w: Tensor, wf: Tensor, index: ClassIndex,
+           eps: Tensor, reduce: Reduce) -> Tuple[Tensor, Tensor]:
+    """The mask of ``f < eps_{y}`` and the (global) sums of ``w`` and
+    ``w f`` outside / inside it: ``(b, sums)``, ``sums`` (2, 2, bins)."""
+    # a full-length pass, no compaction of B (boolean indexing costs more
+    # than it saves on CPU); float32 scores against float64 thresholds
+    # rounded up: the same mask in half the bytes
+    b = f < _cast_up(eps, f.dtype).index_select(0, index.labels)
+    return b, reduce(split_class_sums((w, wf), index, b))
+
+
+def _same(cur: Tensor, prev: Tensor, feasible: Tensor) -> bool:
+    return bool((cur == prev)[:, feasible].all())
+
+
+def _step(sums: Tensor, w_above: Tensor, feasible: Tensor) -> Tensor:
+    """The next iterate ``(1 - S_B) / W_A`` (``inf`` where infeasible)."""
+    return torch.where(feasible, (1.0 - sums[1]) / w_above.clamp(min=1e-300),
+                       torch.full_like(w_above, math.inf))
+
+
+class _Candidates(NamedTuple):
+    """The positives of ``A_1`` with scores below ``U`` (compacted)."""
+    entries: Tensor   # (K,) their positions
+    f: Tensor
+    w: Tensor
+    wf: Tensor
+    index: ClassIndex
+    sums: Tensor      # (2, bins) (W_B, S_B) of B_1
+    w_above: Tensor   # (bins,) W_A of A_1
+
+
+def _bracket(f: Tensor, w: Tensor, wf: Tensor, index: ClassIndex,
+             b: Tensor, eps: Tensor, upper: Tensor, sums: Tensor,
+             w_above: Tensor, feasible: Tensor,
+             reduce: Reduce) -> Optional[_Candidates]:
+    """The candidates of the steps after the first, or None.
+
+    From ``eps <= root`` (``eps`` = eps_2) the iterates stay in ``[eps,
+    root]``, so only positives of ``A_1`` (outside the mask ``b`` of
+    ``B_1``) with ``f < root`` can still join ``B``. ``upper`` bounds the
+    root of class ``c`` iff ``g_c(U) >= 1``, and with ``K = A_1 and [f <
+    U]``: ``g(U) = S_B1 + sum_K w f + U (W_A1 - sum_K w)``. None (every
+    positive in every step) unless ``g(U) > 1`` for every feasible class
+    (strictly: the root then lies below ``U``, with room for rounding).
+    """
+    # (entries of weight 0 change no sum: left out, so that checked and
+    # unchecked inputs give the same candidates, summed in the same order)
+    k = (~b & (w > 0) &
+         (f < _cast_up(upper, f.dtype).index_select(0, index.labels))
+         ).nonzero().squeeze(1)
+    kf, kw, kwf = (t.index_select(0, k) for t in (f, w, wf))
+    kindex = class_index(index.labels.index_select(0, k), index.bins)
+    w_k, s_k = reduce(torch.stack([class_sum(kw, kindex),
+                                   class_sum(kwf, kindex)])).unbind()
+    g_upper = sums[1] + s_k + upper * (w_above - w_k)
+    if not bool((g_upper > 1.0)[feasible].all()):
+        return None
+    return _Candidates(k, kf, kw, kwf, kindex, sums, w_above)
+
+
 def _cast_up(t: Tensor, dtype: torch.dtype) -> Tensor:
     """``t`` in ``dtype``, rounded up: for any ``x`` of ``dtype``, ``x < t``
     iff ``x < _cast_up(t)`` (no value of ``dtype`` lies between ``t`` and
@@ -199,28 +260,44 @@ def newton_threshold(pos_scores: Tensor,
         # and B_1 is empty at the root eps_1 = 1 / n, so the first step is
         # also the check for it
         prev = torch.zeros(2, index.bins, dtype=acc, device=f.device)
-        it = 0
-        while True:
-            it += 1
-            # B(eps_k) as a mask: full-length passes, no compaction
-            # (boolean indexing costs more than it saves on CPU); the
-            # products promote the mask in place (no converted copy)
-            b = fd < _cast_up(eps, fd.dtype).index_select(0, y)
-            both = reduce(split_class_sums((wd, wf), index, b))
-            sums = both[:, 1]  # (W_B, S_B)
-            # the next iterate is a function of these two sums: equal sums
-            # (bitwise: the same set summed in the same order) give
-            # eps_{k+1} = eps_k, the root
-            if bool((sums == prev)[:, feasible].all()):
-                break
-            if it >= max_iter:
-                raise RuntimeError(
-                    f'newton_threshold: the active sets did not settle in '
-                    f'{max_iter} iterations (non-finite scores?)')
-            eps = torch.where(feasible, (1.0 - sums[1]) /
-                              both[0, 0].clamp(min=1e-300), inf)
-            prev = sums
-        w_above = both[0, 0]
+        b, both = _below(fd, wd, wf, index, eps, reduce)
+        sums, w_above = both[:, 1], both[0, 0]  # (W_B, S_B), W_A
+        it = 1
+        if not _same(sums, prev, feasible):
+            eps = _step(sums, w_above, feasible)
+            # the bracket [eps_2, U], U = 2 eps_2: every later step moves
+            # only positives of A_1 with scores below the root; where
+            # g(U) > 1 for every class the root is below U, and those
+            # steps run on the few candidates A_1 and [f < U] (compacted
+            # once) instead of every positive
+            cand = _bracket(fd, wd, wf, index, b, eps, 2.0 * eps, sums,
+                            w_above, feasible, reduce)
+            prev = torch.zeros_like(prev) if cand is not None else sums
+            while True:
+                it += 1
+                if it > max_iter:
+                    raise RuntimeError(
+                        f'newton_threshold: the active sets did not settle '
+                        f'in {max_iter} iterations (non-finite scores?)')
+                if cand is None:  # every positive, every step
+                    b, both = _below(fd, wd, wf, index, eps, reduce)
+                    cur, w_above = both[:, 1], both[0, 0]
+                    sums = cur
+                else:  # the candidates' part of B_k, added to B_1's
+                    kb, kboth = _below(cand.f, cand.w, cand.wf, cand.index,
+                                       eps, reduce)
+                    cur = kboth[:, 1]
+                    sums = cand.sums + cur
+                    w_above = cand.w_above - cur[0]
+                # the next iterate is a function of these sums: equal sums
+                # (bitwise: the same set summed in the same order) give
+                # eps_{k+1} = eps_k, the root
+                if _same(cur, prev, feasible):
+                    break
+                eps = _step(sums, w_above, feasible)
+                prev = cur
+            if cand is not None:  # B = B_1 and the candidates below
+                b = b.index_copy(0, cand.entries, kb)
     if it == 1:
         # no positive of a feasible class below eps_1 = 1 / n (g(eps_1) =
         # eps_1 n = 1): eps = 1 / n, whose gradient in f is 0; no closed

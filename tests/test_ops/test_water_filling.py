@@ -209,3 +209,43 @@ def test_float32_comparison_with_float64_thresholds_is_exact():
     xs = torch.cat([x, x, x, x[:4000], x[:4]])
     assert torch.equal(xs < _cast_up(t, torch.float32), xs.double() < t)
     assert _cast_up(t, torch.float64) is t
+
+
+@pytest.mark.parametrize('bracketed', [True, False])
+def test_both_paths_after_the_first_step_equal_the_sort(monkeypatch,
+                                                        bracketed):
+    """After the first Newton step the loop runs on the candidates below
+    U = 2 eps_2 when g(U) > 1 for every class (bracketed), else on every
+    positive: both give the sort's threshold and gradient."""
+    import segreg.ops.water_filling as wf
+    taken = []
+    real = wf._bracket
+
+    def spy(*a, **k):
+        out = real(*a, **k)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(wf, '_bracket', spy)
+    g = torch.Generator().manual_seed(11)
+    C, P = 6, 4000
+    # well-separated scores: the root is near eps_2
+    f = torch.rand(P, generator=g, dtype=torch.float64) * 3 - 0.2
+    y = torch.randint(0 if bracketed else 1, C, (P, ), generator=g)
+    w = torch.rand(P, generator=g, dtype=torch.float64) + 0.5
+    if not bracketed:  # class 0: [-10, 0.5, 0.5, 100], eps_2 = 11/3, root 10
+        f = torch.cat([torch.tensor([-10.0, 0.5, 0.5, 100.0],
+                                    dtype=torch.float64), f])
+        y = torch.cat([torch.zeros(4, dtype=torch.long), y])
+        w = torch.cat([torch.ones(4, dtype=torch.float64), w])
+    f.requires_grad_()
+    new = newton_threshold(f, y, C, w)
+    ref = classwise_threshold(f, y, C, w)
+    assert taken == [bracketed] and new.iterations > 2
+    assert torch.equal(new.feasible, ref.feasible) and new.feasible.all()
+    torch.testing.assert_close(new.eps, ref.eps)
+    if not bracketed:
+        assert float(new.eps[0]) == pytest.approx(10.0)
+    gn, = torch.autograd.grad((new.eps * torch.arange(1.0, C + 1)).sum(), f)
+    gr, = torch.autograd.grad((ref.eps * torch.arange(1.0, C + 1)).sum(), f)
+    torch.testing.assert_close(gn, gr)
