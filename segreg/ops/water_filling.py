@@ -32,11 +32,26 @@ the root itself (not an approximation: the same closed form on the same
 set as the sort). Measured on 73 728 positives of 12 classes: 4-7
 iterations (tests/test_ops/test_water_filling.py records the counts).
 
-Every iteration needs three per-class sums (:math:`W_A`,
-:math:`\sum_{\notin A} w f`, :math:`|A|`); ``all_reduce`` sums them over
-ranks, so the threshold of the *global* batch costs one all-reduce of a
-(3, C) tensor per iteration: O(C x iterations) bytes, whatever the number
-of pixels or ranks. The final closed form is evaluated differentiably
+Every iteration needs two per-class sums, :math:`W_A` and
+:math:`S_B = \sum_{\notin A} w f` (the next iterate is a function of them,
+so the loop stops when they repeat bitwise: the same set, summed in the
+same order), split by the mask in one laned scatter each
+(:func:`segreg.ops.class_sums.split_class_sums`). ``all_reduce`` sums them
+over ranks, so the threshold of the *global* batch costs one all-reduce of
+a (2, 2, C + 1) tensor per iteration: O(C x iterations) bytes, whatever the
+number of pixels or ranks.
+
+After the first step the root is bracketed below :math:`U = 2
+\epsilon_2`: with :math:`K` the positives of :math:`A_1` that score below
+:math:`U`, :math:`g(U) = S_B(\epsilon_1) + \sum_K w f + U (W_A(\epsilon_1)
+- \sum_K w)`. Where :math:`g(U) > 1` for every feasible class the root
+lies in :math:`[\epsilon_2, U)` and every later step can only move
+positives of :math:`K`, so those steps run on :math:`K` alone (compacted
+once; on the benchmark batch of docs/loss_cost.md about 4 % of the
+positives) and add their sums to those of :math:`B_1`. Where the bracket
+fails they run on every positive.
+
+The final closed form is evaluated differentiably
 (``d eps_c / d f_i = -w_i / W_A`` for ``i`` outside ``A``, 0 inside),
 with the sum over ranks supplied by ``all_reduce_grad`` (a differentiable
 all-reduce).
