@@ -108,13 +108,47 @@ def _below(f: Tensor, w: Tensor, wf: Tensor, index: ClassIndex,
 
 
 def _same(cur: Tensor, prev: Tensor, feasible: Tensor) -> bool:
-    return bool((cur == prev)[:, feasible].all())
+    """Equal sums in every feasible class (no boolean indexing: an
+    ``or`` with the mask costs one small op instead of a ``nonzero``)."""
+    return bool(((cur == prev) | ~feasible).all())
 
 
 def _step(sums: Tensor, w_above: Tensor, feasible: Tensor) -> Tensor:
     """The next iterate ``(1 - S_B) / W_A`` (``inf`` where infeasible)."""
     return torch.where(feasible, (1.0 - sums[1]) / w_above.clamp(min=1e-300),
                        torch.full_like(w_above, math.inf))
+
+
+class _ClosedForm(torch.autograd.Function):
+    """``eps`` (its value computed) with the gradient of the closed form
+    ``eps_c = (1 - S_B) / W_A``: ``d eps_c / d f_i = -w_i / W_A`` for ``i``
+    in ``B`` (below the threshold), 0 in ``A``.
+
+    By hand: the value needs no pass over the positives (the loop has the
+    sums), and the backward is one gather and two products; through
+    autograd the same gradient took a masked sum of ``w f`` in the forward
+    and three passes back. The incoming gradient is summed over ranks with
+    ``reduce_grad`` (every rank's loss depends on the global threshold).
+    """
+
+    @staticmethod
+    def forward(ctx, f: Tensor, eps: Tensor, w: Tensor, b: Tensor,
+                index: ClassIndex, w_above: Tensor, feasible: Tensor,
+                reduce_grad: Reduce) -> Tensor:
+        ctx.save_for_backward(w, b, w_above, feasible)
+        ctx.index, ctx.reduce_grad = index, reduce_grad
+        return eps.clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor):
+        w, b, w_above, feasible = ctx.saved_tensors
+        g = ctx.reduce_grad(g)
+        coef = torch.where(feasible, -g / w_above.clamp(min=1e-300),
+                           torch.zeros_like(g)).to(w.dtype)
+        grad = torch.where(b, coef.index_select(0, ctx.index.labels) * w,
+                           torch.zeros((), dtype=w.dtype, device=w.device))
+        return grad, None, None, None, None, None, None, None
 
 
 class _Candidates(NamedTuple):
@@ -152,7 +186,7 @@ def _bracket(f: Tensor, w: Tensor, wf: Tensor, index: ClassIndex,
     w_k, s_k = reduce(torch.stack([class_sum(kw, kindex),
                                    class_sum(kwf, kindex)])).unbind()
     g_upper = sums[1] + s_k + upper * (w_above - w_k)
-    if not bool((g_upper > 1.0)[feasible].all()):
+    if not bool(((g_upper > 1.0) | ~feasible).all()):
         return None
     return _Candidates(k, kf, kw, kwf, kindex, sums, w_above)
 
@@ -324,17 +358,14 @@ def newton_threshold(pos_scores: Tensor,
         return NewtonThreshold(eps, feasible[:C], n_pos[:C].to(dt),
                                total[:C].to(dt), 1)
 
-    # the closed form at the final active set, differentiable in f: its
-    # value from the loop's float64 sums (global already), its gradient
-    # d S_B / d f_i = w_i [i in B] from a sum in the scores' dtype (no
-    # float64 copy of the scores)
-    wfb = class_sum(torch.where(b, w * f, torch.zeros((), dtype=dt,
-                                                      device=f.device)),
-                    index)
-    wfb = reduce_grad(wfb)
-    s_below = sums[1] + (wfb - wfb.detach()).to(acc)
-    eps = (1.0 - s_below) / torch.where(feasible, w_above,
-                                        torch.ones_like(w_above))
-    eps = torch.where(feasible, eps, torch.full_like(eps, math.inf))[:C]
+    # the closed form at the final active set, eps = (1 - S_B) / W_A, from
+    # the loop's float64 sums (global already), differentiable in f
+    with torch.no_grad():
+        eps = torch.where(feasible, (1.0 - sums[1]) / w_above.clamp(
+            min=1e-300), torch.full_like(w_above, math.inf))
+    if f.requires_grad:
+        eps = _ClosedForm.apply(f, eps, w, b, index, w_above, feasible,
+                                reduce_grad)
+    eps = eps[:C]
     return NewtonThreshold(eps.to(dt), feasible[:C], n_pos[:C].to(dt),
                            total[:C].to(dt), it)

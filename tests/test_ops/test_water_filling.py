@@ -146,14 +146,21 @@ def test_uses_the_reduce_for_every_class_sum():
         seen.append(tuple(t.shape))
         return t * 2
 
+    f.requires_grad_()
     two = newton_threshold(f, y, 4, w, all_reduce=doubled,
                            all_reduce_grad=doubled)
-    ref = classwise_threshold(torch.cat([f, f]), torch.cat([y, y]), 4,
-                              torch.cat([w, w]))
+    ff = torch.cat([f, f])
+    ref = classwise_threshold(ff, torch.cat([y, y]), 4, torch.cat([w, w]))
     fe = ref.feasible
     torch.testing.assert_close(two.eps[fe], ref.eps[fe])
+    # the gradient: the sum over the two identical ranks' positives
+    coef = torch.arange(1.0, 5.0, dtype=f.dtype)[fe]
+    g_two, = torch.autograd.grad((two.eps[fe] * coef).sum(), f)
+    g_ref, = torch.autograd.grad((ref.eps[fe] * coef).sum(), ff)
+    torch.testing.assert_close(g_two, g_ref[:f.numel()] + g_ref[f.numel():])
+    assert g_two.abs().sum() > 0
     # totals (2, C+1), each Newton step (2 sums x below/above, C+1), the
-    # closed form (C+1,)
+    # closed form's gradient in the backward (C+1,)
     assert all(s in ((2, 5), (2, 2, 5), (5, )) for s in seen), seen
     assert seen[0] == (2, 5) and seen[-1] == (5, ) and len(seen) > 3
 
