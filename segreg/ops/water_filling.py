@@ -217,7 +217,7 @@ def newton_threshold(pos_scores: Tensor,
     The same threshold (value and gradient) as
     :func:`segreg.ops.classwise_threshold`, found by Newton's method on
     per-class sums (module docstring) instead of a sort, so that under DDP
-    only (3, C) sums travel.
+    only (2, 2, C + 1) sums travel per step.
 
     Args:
         pos_scores (Tensor): (P,) each positive's score of its own class,
@@ -278,11 +278,10 @@ def newton_threshold(pos_scores: Tensor,
         w = torch.where(valid, w, zero)
         f = torch.where(valid, f, zero)
         index = class_index(y, C + 1)
-    y = index.labels
 
     with torch.no_grad():
-        # f stays in its dtype: products and comparisons with float64
-        # operands promote element-wise (no converted copy of the scores)
+        # f stays in its dtype: the product with float64 weights promotes
+        # element-wise (no converted copy of the scores)
         fd = f.detach()
         wd = w.detach().to(acc)
 

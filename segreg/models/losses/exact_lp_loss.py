@@ -13,10 +13,12 @@ gradient as the segmented sort of ``segreg.ops.classwise_threshold``);
 autograd through the closed form gives the optimal Lagrangian's gradient. The bound
 is ``m_c = 1 / V_c`` (IoU) or ``(1 + b^2) / (1 + V_c)`` (F-beta). The LP is
 infeasible when ``w_c sum_{S+} s < 1`` (every class at initialisation);
-``infeasible`` chooses what such a class contributes. Under DDP only
-per-class sums travel: an all-reduce of a (3, C) tensor per Newton step
-(4-7 steps measured) and of a few C-vectors for n, fp and tp, so the
-communication is O(C x steps) whatever the number of pixels or ranks.
+``infeasible`` chooses what such a class contributes (no Newton step is
+taken when no class is solved, and no direct-bound ``tp`` is summed when
+every present class is feasible). Under DDP only per-class sums travel: an
+all-reduce of a (2, 2, C + 1) tensor per Newton step (4-7 steps measured)
+and of a few C-vectors for n, fp and tp, so the communication is O(C x
+steps) whatever the number of pixels or ranks.
 """
 from __future__ import annotations
 
@@ -27,10 +29,10 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from segreg.ops import (class_gather, class_sum, classwise_lp_value,
-                        feasibility_shift,
-                        hinge_bound_from_counts, log_odds_scores,
-                        lp_metric_bound, metric_term, negative_hinge_sums,
-                        newton_threshold, positive_hinge_sums)
+                        feasibility_shift, hinge_bound_from_counts,
+                        log_odds_scores, lp_metric_bound, metric_term,
+                        negative_hinge_sums, newton_threshold,
+                        positive_hinge_sums)
 from segreg.ops.metric_terms import TERMS
 from segreg.utils.dist import all_reduce_sum, all_reduce_sum_
 
