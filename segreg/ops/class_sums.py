@@ -84,12 +84,12 @@ def class_index(labels: Tensor, bins: int) -> ClassIndex:
     return ClassIndex(y, laned, int(bins))
 
 
-def _laned_sum(v: Tensor, index: ClassIndex) -> Tensor:
-    """(bins,) ``sum_{y_i = c} v_i`` through ``bins * LANES`` bins (no
-    autograd)."""
-    out = v.new_zeros(index.bins * LANES)
-    out.scatter_add_(0, index.laned, v)
-    return out.view(index.bins, LANES).sum(1)
+def _laned_sum(v: Tensor, laned: Tensor, bins: int) -> Tensor:
+    """(bins,) ``sum_{laned_i // LANES = c} v_i`` through ``bins * LANES``
+    bins (no autograd)."""
+    out = v.new_zeros(bins * LANES)
+    out.scatter_add_(0, laned, v)
+    return out.view(bins, LANES).sum(1)
 
 
 class _ClassSum(torch.autograd.Function):
@@ -97,7 +97,7 @@ class _ClassSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v: Tensor, index: ClassIndex) -> Tensor:
         ctx.labels = index.labels
-        return _laned_sum(v, index)
+        return _laned_sum(v, index.laned, index.bins)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -115,7 +115,7 @@ class _ClassGather(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: Tensor):
-        return _laned_sum(g, ctx.index), None
+        return _laned_sum(g, ctx.index.laned, ctx.index.bins), None
 
 
 def class_sum(values: Tensor, index: ClassIndex) -> Tensor:
@@ -131,7 +131,7 @@ def class_sum(values: Tensor, index: ClassIndex) -> Tensor:
     """
     if values.requires_grad:
         return _ClassSum.apply(values, index)
-    return _laned_sum(values, index)
+    return _laned_sum(values, index.laned, index.bins)
 
 
 def class_gather(table: Tensor, index: ClassIndex) -> Tensor:
@@ -173,6 +173,5 @@ def split_class_sums(values: Sequence[Tensor], index: ClassIndex,
     """
     bins = index.bins
     laned = torch.add(index.laned, mask.reshape(-1), alpha=bins * LANES)
-    sums = [v.new_zeros(2 * bins * LANES).scatter_add_(0, laned, v)
-            for v in values]
-    return torch.stack(sums).view(len(sums), 2, bins, LANES).sum(3)
+    return torch.stack([_laned_sum(v, laned, 2 * bins) for v in values]
+                       ).view(len(values), 2, bins)

@@ -96,6 +96,13 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
+def _class_sums(index: ClassIndex, *weights: Tensor) -> Tensor:
+    """(len(weights), bins) per-class sums (laned 1-D sums,
+    segreg.ops.class_sums: a (P, 3) scatter is ~5x slower on CPU, and
+    bincount reads the labels twice more for their range)."""
+    return torch.stack([class_sum(wt, index) for wt in weights])
+
+
 def _below(f: Tensor, w: Tensor, wf: Tensor, index: ClassIndex,
            eps: Tensor, reduce: Reduce) -> Tuple[Tensor, Tensor]:
     """The mask of ``f < eps_{y}`` and the (global) sums of ``w`` and
@@ -183,8 +190,7 @@ def _bracket(f: Tensor, w: Tensor, wf: Tensor, index: ClassIndex,
          ).nonzero().squeeze(1)
     kf, kw, kwf = (t.index_select(0, k) for t in (f, w, wf))
     kindex = class_index(index.labels.index_select(0, k), index.bins)
-    w_k, s_k = reduce(torch.stack([class_sum(kw, kindex),
-                                   class_sum(kwf, kindex)])).unbind()
+    w_k, s_k = reduce(_class_sums(kindex, kw, kwf)).unbind()
     g_upper = sums[1] + s_k + upper * (w_above - w_k)
     if not bool(((g_upper > 1.0) | ~feasible).all()):
         return None
@@ -285,15 +291,9 @@ def newton_threshold(pos_scores: Tensor,
         fd = f.detach()
         wd = w.detach().to(acc)
 
-        def class_sums(*weights: Tensor) -> Tensor:
-            """(len(weights), bins) per-class sums (laned 1-D sums,
-            segreg.ops.class_sums: a (P, 3) scatter is ~5x slower on CPU,
-            and bincount reads the labels twice more for their range)."""
-            return torch.stack([class_sum(wt, index) for wt in weights])
-
         wf = wd * fd
         if totals is None:
-            n_pos, total = reduce(class_sums(wd, wf)).unbind()
+            n_pos, total = reduce(_class_sums(index, wd, wf)).unbind()
         else:  # bin C (the ignored entries) holds nothing
             n_pos, total = torch.nn.functional.pad(
                 torch.stack(totals).detach().to(acc),
