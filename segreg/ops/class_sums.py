@@ -12,13 +12,13 @@ plain way, and on CPU it is slow exactly on segmentation labels: runs of
 equal labels (a blob, a sorted batch) make one long chain of dependent
 read-add-write steps on the same bin, so each add waits for the previous
 one. Measured on 73 728 entries (8 x 96 x 96) and 12 classes, one thread:
-279 us with blob labels against 116 us with random labels (docs/
+258 us with blob labels against 105 us with random labels (docs/
 loss_cost.md, "Where the time goes").
 
 Here consecutive entries go to different bins: entry ``i`` adds into bin
 ``L y_i + (i mod L)`` of ``C L`` bins (``L`` = :data:`LANES`), and the
 lanes of a class are summed at the end (``view(C, L).sum(1)``), so a run
-of one label spreads over ``L`` independent chains. 63 us on the same
+of one label spreads over ``L`` independent chains. 62 us on the same
 input. The sum is the same up to float rounding (another summation order).
 
 :func:`class_sum` and :func:`class_gather` are each other's backward, so

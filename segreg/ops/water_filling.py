@@ -357,11 +357,9 @@ def newton_threshold(pos_scores: Tensor,
         return NewtonThreshold(eps, feasible[:C], n_pos[:C].to(dt),
                                total[:C].to(dt), 1)
 
-    # the closed form at the final active set, eps = (1 - S_B) / W_A, from
-    # the loop's float64 sums (global already), differentiable in f
-    with torch.no_grad():
-        eps = torch.where(feasible, (1.0 - sums[1]) / w_above.clamp(
-            min=1e-300), torch.full_like(w_above, math.inf))
+    # eps is already the closed form at the final active set, (1 - S_B) /
+    # W_A from the loop's float64 sums (global already): the loop stopped
+    # because the step from these sums repeats it. Differentiable in f:
     if f.requires_grad:
         eps = _ClosedForm.apply(f, eps, w, b, index, w_above, feasible,
                                 reduce_grad)
