@@ -35,7 +35,8 @@ be used is left out and listed under "Left out" with the reason.
 Modules, in the order of the pipeline: :mod:`.runs` (reading folders),
 :mod:`.analysis` (statistics), :mod:`.qualitative` (image choice and tiles),
 :mod:`.figures` (matplotlib), :mod:`.document` (Markdown / HTML),
-:mod:`.build` (the sections and :func:`build_report`).
+:mod:`.sections` (one function per section of the page), :mod:`.build`
+(:func:`build_report`: load, analyse, write the folder).
 """
 from .analysis import (BIN_NAMES, ArmStats, BinStats, DeltaStats, analyse,
                        class_order, frequency_bins)

@@ -21,6 +21,7 @@ from ..stats import (bootstrap_group_means, bootstrap_p_value,
                      percentile_interval, t_interval, welch_t)
 from .runs import Run
 
+
 @dataclass
 class ArmStats:
     name: str
@@ -32,6 +33,7 @@ class ArmStats:
     #: resample weights (B, N): kept for the frequency-bin bootstrap.
     boot_per_image: Optional[List[PerImageStats]] = None
     boot_weights: Optional[np.ndarray] = None
+
 
 @dataclass
 class DeltaStats:
@@ -165,7 +167,6 @@ def analyse(runs: List[Run], baseline: Optional[str], notes: List[str],
                     d.boot_p = bootstrap_p_value(diff)
                 deltas.append(d)
     return stats, deltas, baseline, ref_classes
-
 
 
 # ---------------------------------------------------------------- classes

@@ -14,6 +14,7 @@ import os.path as osp
 import re
 from typing import List, Optional, Sequence, Tuple
 
+
 def _f(x: float, digits: int = 2, sign: bool = False) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return 'n/a'
@@ -32,7 +33,6 @@ def _p(p: float) -> str:
     if p is None or math.isnan(p):
         return 'n/a'
     return '<0.001' if p < 1e-3 else f'{p:.3f}'
-
 
 
 def _mean_pm(mean: float, half: float) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 from .analysis import ArmStats, class_order
 from .runs import _SKIP_SCALARS
 
+
 def _plt():
     import matplotlib
     matplotlib.use('Agg', force=True)
@@ -79,7 +80,7 @@ def fig_class_delta(classes: Sequence[str], freq: np.ndarray,
     ax.axvline(0, color='k', lw=0.8)
     ax.invert_yaxis()  # rarest at the top
     ax.set_xlabel(f'IoU({arm}) - IoU({baseline}), percentage points')
-    ax.set_title(f'Per-class IoU change, rarest class first (GT pixel share)',
+    ax.set_title('Per-class IoU change, rarest class first (GT pixel share)',
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)

@@ -259,7 +259,6 @@ def load_run(arm: str, source: str, notes: List[str]) -> Optional[Run]:
     return run
 
 
-
 def load_class_pixels(path: str, classes: Sequence[str],
                       notes: List[str]) -> Optional[np.ndarray]:
     """Training pixels per class from a JSON file, in ``classes`` order.
