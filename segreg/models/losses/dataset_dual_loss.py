@@ -26,9 +26,8 @@ import torch
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from segreg.ops import (dataset_lagrangian, log_odds_scores,
-                        negative_hinge_sums, positive_hinge_sums,
-                        projected_dual_step)
+from segreg.ops import (class_gather, class_sum, dataset_lagrangian,
+                        log_odds_hinge, pixel_weights, projected_dual_step)
 from segreg.utils.dist import all_reduce_sum
 
 from .pixel_metric_loss import (ClassTerms, PixelBatch, PixelMetricLoss,
@@ -61,8 +60,6 @@ class DatasetDualLoss(PixelMetricLoss):
         **kwargs: Of :class:`PixelMetricLoss`.
     """
 
-    kernels = ('sparse', 'compiled')
-
     has_duals = True
 
     def __init__(self, num_classes: int = None, metric: str = 'iou',
@@ -87,15 +84,14 @@ class DatasetDualLoss(PixelMetricLoss):
 
     def class_terms(self, batch: PixelBatch) -> ClassTerms:
         C = batch.logits.shape[1]
-        # the fused log-odds hinge sums (segreg.ops.hinge_sums): the same
-        # hit / fp the persistent-dual form needs, at thresholds eps_c
-        sc = log_odds_scores(batch.logits, batch.labels, batch.weight,
-                             self.kernel, checked=True)
-        eps = self.log_eps.to(sc.pos_scores.dtype).exp()
-        hit = positive_hinge_sums(sc, 1.0, eps)
-        fp = negative_hinge_sums(sc, eps, 1.0)
-        n = sc.n_pos
-        pixels = sc.pos_weight.sum().reshape(1)
+        w, y = pixel_weights(batch.labels, C, batch.weight,
+                             batch.logits.dtype)
+        eps = self.log_eps.to(w.dtype).exp()
+        # hit_c = sum_{S+} min(eps_c, s), fp_c = sum_{S-} max(0, s + eps_c)
+        own, fp = log_odds_hinge(batch.logits, y, w, eps)
+        hit = class_sum(w * torch.minimum(own, class_gather(eps, y)), y, C)
+        n = class_sum(w, y, C)
+        pixels = w.sum().reshape(1)
         if batch.sync:
             # one all-reduce of (3C + 1) values forward, one backward
             hit, fp, n, pixels = all_reduce_sum(torch.cat(

@@ -4,24 +4,19 @@ Each is a thin factory: ``solver`` picks one small class, once, at build
 time, and every other key goes to that class::
 
     solver='direct'       HingeBoundLoss       (default; no state, no sort)
-    solver='exact'        ExactLPLoss          (per-batch LP; normalize,
-                                                infeasible, term, learn_scale)
-    solver='dual_ascent'  PersistentDualLoss   (eta_mu, count_momentum,
-                                                learn_scale)
+    solver='exact'        ExactLPLoss          (per-batch LP; learn_scale,
+                                                normalize)
+    solver='dual_ascent'  PersistentDualLoss   (learn_scale, eta_mu)
     solver='dataset'      DatasetDualLoss      (eta_mu, mu_max; the
                                                 dataset-level Lagrangian)
 
 The forms can also be named directly in a config (``type='ExactLPLoss',
-metric='iou'``). Options of the single former class that belonged to
-another form are accepted at their former default (they did nothing there)
-and refused otherwise, naming the form they belong to; removed options
-(``score``, ``term_floor``, ``shift_margin``: never measured away from
-their defaults; ``init_scale`` of the direct form) likewise. State-dict keys
-are unchanged
-(``log_scale``, ``log_eps``, ``mu``, ``count``), so checkpoints load.
-docs/losses.md explains the choice.
+metric='iou'``). An option that the chosen form does not take is an error
+that names the forms it belongs to. docs/losses.md explains the choice.
 """
 from __future__ import annotations
+
+import inspect
 
 from mmseg.registry import MODELS
 
@@ -36,49 +31,34 @@ __all__ = ['DualIoULoss', 'DualFbetaLoss', 'FORMS', 'resolve_form']
 #: solver -> the class of that form
 FORMS = dict(direct=HingeBoundLoss, exact=ExactLPLoss,
              dual_ascent=PersistentDualLoss, dataset=DatasetDualLoss)
-#: options of some forms only, with the value they had in the others
-_OWN = dict(surrogate=(('direct', ), 'hinge'), normalize=(('exact', ), 'sum'),
-            infeasible=(('exact', ), 'direct'), term=(('exact', ), 'bound'),
-            eta_mu=(('dual_ascent', 'dataset'), 0.01),
-            count_momentum=(('dual_ascent', ), 0.1))
-#: removed options and the only value they may still have
-_REMOVED = dict(score='log_odds', term_floor=0.05, shift_margin=1.0)
 
 
-def resolve_form(solver: str, options: dict):
-    """``(cls, kwargs)`` of the form a former ``DualIoULoss(**options)``
-    builds; raises naming the option that has no meaning there."""
+def _options(cls: type) -> set:
+    """The keyword options of a form (its own and the base's)."""
+    keys = set()
+    for klass in (cls, PixelMetricLoss):
+        keys |= set(inspect.signature(klass.__init__).parameters)
+    return keys - {'self', 'kwargs'}
+
+
+def resolve_form(solver: str, options: dict) -> type:
+    """The class of ``solver``; raises naming the forms that take an
+    option the chosen one does not."""
     if solver not in FORMS:
         raise ValueError(f'solver must be one of {tuple(FORMS)}, got '
                          f'{solver!r}')
-    kw = dict(options)
-    for key, only in _REMOVED.items():
-        if key in kw and kw.pop(key) != only:
-            raise TypeError(f'{key}={options[key]!r} was removed (only '
-                            f'{only!r} was ever measured); drop the key')
-    for key, (forms, default) in _OWN.items():
-        if key in kw and solver not in forms:
-            if kw[key] != default:
-                raise TypeError(f'{key}={kw[key]!r} applies to '
-                                f"solver={' / '.join(map(repr, forms))} "
-                                f'only, not {solver!r}')
-            del kw[key]
-    scale = kw.pop('learn_scale', None)
-    if solver == 'direct':
-        if scale:
-            raise TypeError("learn_scale=True has no effect with "
-                            "solver='direct' (its scale never trains)")
-        if kw.pop('init_scale', 1.0) != 1.0:
-            raise TypeError("solver='direct' has no init_scale (its scores "
-                            "are the log-odds); use solver='exact'")
-    elif scale is not None:
-        kw['learn_scale'] = scale
-    return FORMS[solver], kw
-
-
-def _build(metric: str, solver: str, options: dict) -> PixelMetricLoss:
-    cls, kw = resolve_form(solver, options)
-    return cls(metric=metric, **kw)
+    cls = FORMS[solver]
+    for key in sorted(set(options) - _options(cls)):
+        owners = [f'{s!r} ({c.__name__})' for s, c in FORMS.items()
+                  if key in _options(c)]
+        if not owners:
+            raise TypeError(f'{key!r} is not an option of {cls.__name__} '
+                            f'(solver={solver!r}) nor of any other form; '
+                            'see docs/losses.md')
+        raise TypeError(f"{key!r} is an option of solver="
+                        f"{' / '.join(owners)}, not of solver={solver!r} "
+                        f'({cls.__name__}); see docs/losses.md')
+    return cls
 
 
 def DualIoULoss(solver: str = 'direct', loss_name: str = 'loss_dual_iou',
@@ -87,17 +67,20 @@ def DualIoULoss(solver: str = 'direct', loss_name: str = 'loss_dual_iou',
 
     Args:
         solver (str): ``'direct'`` (default, :class:`HingeBoundLoss`),
-            ``'exact'`` (:class:`ExactLPLoss`) or ``'dual_ascent'``
-            (:class:`PersistentDualLoss`).
+            ``'exact'`` (:class:`ExactLPLoss`), ``'dual_ascent'``
+            (:class:`PersistentDualLoss`) or ``'dataset'``
+            (:class:`DatasetDualLoss`).
         loss_name (str): Default ``'loss_dual_iou'``.
         **options: Of the chosen class (and :class:`PixelMetricLoss`).
 
     Returns:
         PixelMetricLoss: An instance of the chosen form.
     """
-    if 'beta' in options:
-        raise TypeError('DualIoULoss has no beta; use DualFbetaLoss')
-    return _build('iou', solver, dict(options, loss_name=loss_name))
+    for key in ('beta', 'metric'):
+        if key in options:
+            raise TypeError(f'DualIoULoss has no {key}; use DualFbetaLoss')
+    return resolve_form(solver, options)(metric='iou', loss_name=loss_name,
+                                         **options)
 
 
 def DualFbetaLoss(solver: str = 'direct', beta: float = 1.0,
@@ -105,8 +88,11 @@ def DualFbetaLoss(solver: str = 'direct', beta: float = 1.0,
                   **options) -> PixelMetricLoss:
     """Class-wise dual-projected F-beta loss; as :func:`DualIoULoss` with
     ``beta`` (recall weighted beta times as much as precision)."""
-    return _build('fbeta', solver,
-                  dict(options, beta=beta, loss_name=loss_name))
+    if 'metric' in options:
+        raise TypeError("DualFbetaLoss has no metric; use DualIoULoss for "
+                        'IoU')
+    return resolve_form(solver, options)(metric='fbeta', beta=beta,
+                                         loss_name=loss_name, **options)
 
 
 MODELS.register_module(name='DualIoULoss', module=DualIoULoss)

@@ -22,8 +22,8 @@ import torch
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from segreg.ops import (log_odds_scores, negative_hinge_sums,
-                        persistent_dual_lagrangian, positive_hinge_sums,
+from segreg.ops import (class_gather, class_sum, log_odds_hinge,
+                        persistent_dual_lagrangian, pixel_weights,
                         projected_dual_step, running_count)
 from segreg.utils.dist import all_reduce_sum, all_reduce_sum_
 
@@ -47,22 +47,20 @@ class PersistentDualLoss(PixelMetricLoss):
         num_classes (int): Required (one dual per class).
         metric (str): ``'iou'`` or ``'fbeta'``.
         beta (float): F-beta's beta. Default 1.
-        learn_scale (bool): Learn ``log w_c``. Default True.
-        init_scale (float): Initial (or fixed) ``w_c``. Default 1.
+        learn_scale (bool): Learn ``log w_c`` (else ``w_c = 1``). Default
+            True.
         eta_mu (float): Dual step size. Default 0.01 (the paper's 1e-5 is
             per epoch on dataset sums).
-        count_momentum (float): Momentum of ``nbar``, in (0, 1]. Default 0.1.
         **kwargs: Of :class:`PixelMetricLoss`.
     """
 
-    kernels = ('sparse', 'compiled')
-
     has_duals = True
+    #: momentum of the running positive count ``nbar``
+    count_momentum = 0.1
 
     def __init__(self, num_classes: int = None, metric: str = 'iou',
                  beta: float = 1.0, learn_scale: bool = True,
-                 init_scale: float = 1.0,
-                 eta_mu: float = 0.01, count_momentum: float = 0.1,
+                 eta_mu: float = 0.01,
                  loss_name: str = 'loss_dual_iou', **kwargs) -> None:
         if num_classes is None:
             raise ValueError("solver='dual_ascent' keeps per-class duals and "
@@ -70,35 +68,32 @@ class PersistentDualLoss(PixelMetricLoss):
         super().__init__(num_classes=num_classes, loss_name=loss_name,
                          **kwargs)
         self.metric, self.beta = check_metric(metric, beta)
-        if not eta_mu >= 0 or not 0 < count_momentum <= 1:
-            raise ValueError('need eta_mu >= 0 and 0 < count_momentum <= 1')
-        self.eta_mu, self.count_momentum = float(eta_mu), float(
-            count_momentum)
+        if not eta_mu >= 0:
+            raise ValueError(f'need eta_mu >= 0, got {eta_mu}')
+        self.eta_mu = float(eta_mu)
         self.log_eps = nn.Parameter(torch.zeros(num_classes))
         self.register_buffer('mu', torch.ones(num_classes))
         self.register_buffer('count', torch.zeros(num_classes))
-        if not init_scale > 0:
-            raise ValueError(f'init_scale must be positive, got {init_scale}')
-        self.init_scale = float(init_scale)
-        self.log_scale = nn.Parameter(torch.full(
-            (num_classes, ), math.log(init_scale))) if learn_scale else None
+        self.log_scale = nn.Parameter(torch.zeros(num_classes)) \
+            if learn_scale else None
 
     def class_terms(self, batch: PixelBatch) -> ClassTerms:
         C = batch.logits.shape[1]
-        # the fused log-odds op (segreg.ops.hinge_sums): hit and fp at the
-        # thresholds eps_c with a hand-written backward of the (N, C) part
-        sc = log_odds_scores(batch.logits, batch.labels, batch.weight,
-                             self.kernel, checked=True)
-        n = sc.n_pos
+        w, y = pixel_weights(batch.labels, C, batch.weight,
+                             batch.logits.dtype)
+        n = class_sum(w, y, C)
         if batch.sync:
-            n = all_reduce_sum_(n.clone())  # no gradient: labels only
-        scales = n.new_full((C, ), self.init_scale) if self.log_scale is None \
-            else self.log_scale.to(n.dtype).exp()
+            n = all_reduce_sum_(n)  # no gradient: labels only
+        scales = torch.ones_like(n) if self.log_scale is None else \
+            self.log_scale.to(n.dtype).exp()
         eps = self.log_eps.to(n.dtype).exp()
         present = n > 0
         w_eff = torch.where(present, scales, scales.detach())
-        hit = positive_hinge_sums(sc, w_eff, eps)
-        fp = negative_hinge_sums(sc, eps, w_eff)
+        # hit_c = sum_{S+} min(eps_c, w_c s), fp_c = sum_{S-} max(0, w_c s
+        # + eps_c)
+        own, fp = log_odds_hinge(batch.logits, y, w, eps, w_eff)
+        hit = class_sum(w * torch.minimum(own * class_gather(w_eff, y),
+                                          class_gather(eps, y)), y, C)
         if batch.sync:
             hit, fp = all_reduce_sum(torch.stack([hit, fp])).unbind()
         with torch.no_grad():

@@ -11,7 +11,7 @@ losses.md, "Adding a regularizer".
 """
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, NamedTuple, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -73,15 +73,6 @@ class PixelMetricLoss(nn.Module):
             naming the loss and the count; ``'skip'`` returns a zero loss
             (still in the graph), changes no state and counts the batch in
             ``num_skipped``.
-        kernel (str): Kernel of the log-odds hinge sums of the forms built
-            on :mod:`segreg.ops.hinge_sums`: ``'sparse'`` (default, eager)
-            or ``'compiled'`` (``torch.compile`` kernels of
-            :mod:`segreg.ops.compiled_hinge`: the same values and
-            gradients, about half the sparse kernel's peak memory at full
-            resolution, CPU time 1.1-2.7x the sparse kernel's; needs a C++
-            compiler on CPU or Triton on GPU and compiles for seconds per
-            new shape; not yet measured on a GPU: docs/loss_cost.md).
-            Losses without that op accept only ``'sparse'``.
         loss_weight (float): Multiplier of the loss.
         loss_name (str): Name of the loss item.
     """
@@ -89,8 +80,6 @@ class PixelMetricLoss(nn.Module):
     #: True for losses with dual variables: DualAscentHook calls
     #: :meth:`dual_step` after every training iteration.
     has_duals = False
-    #: the ``kernel`` values this loss implements
-    kernels: Tuple[str, ...] = ('sparse', )
 
     def __init__(self,
                  num_classes: Optional[int] = None,
@@ -99,7 +88,6 @@ class PixelMetricLoss(nn.Module):
                  sample_stride: int = 4,
                  sync: bool = True,
                  nonfinite: str = 'error',
-                 kernel: str = 'sparse',
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_pixel_metric') -> None:
         super().__init__()
@@ -115,10 +103,6 @@ class PixelMetricLoss(nn.Module):
         if nonfinite not in ('error', 'skip'):
             raise ValueError(f"{name}: nonfinite must be 'error' or 'skip', "
                              f'got {nonfinite!r}')
-        if kernel not in self.kernels:
-            raise ValueError(f'{name}: kernel must be one of {self.kernels}, '
-                             f'got {kernel!r}')
-        self.kernel = kernel
         self.num_classes = num_classes
         self.classes = classes if isinstance(classes, str) else list(classes)
         self.sample_stride = sample_stride
