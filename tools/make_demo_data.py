@@ -7,7 +7,7 @@ it to data/demo_aerial, which configs/_base_/datasets/demo_aerial.py reads);
 --kind collage is the realistic benchmark: real photographs and object
 cut-outs shipped with scikit-image (data/demo_collage, read by
 configs/_base_/datasets/collage.py; sources and licences in
-segreg/datasets/collage_data.py and docs/experiments.md).
+segreg/datasets/collage_data.py and docs/data.md).
 
 The data are a deterministic function of the seed and the counts, so every
 machine gets the same files; running it twice does nothing the second time.

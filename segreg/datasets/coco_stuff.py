@@ -129,7 +129,7 @@ class COCOStuffStuffOnlyDataset(BaseSegDataset):
     written by ``tools/convert_coco_stuff.py --source json`` from
     ``stuff_{train,val}2017.json``: train id 0 = "other" (every thing pixel),
     1-91 = the stuff classes in COCO id order (train id = COCO id - 91), 255
-    = unlabeled (ignored). Layout: ``data/README.md``.
+    = unlabeled (ignored). Layout: ``docs/data.md``.
     """
     METAINFO = dict(
         classes=STUFF_ONLY_CLASSES,

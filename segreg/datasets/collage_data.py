@@ -69,7 +69,7 @@ class AssetSource:
 
 
 #: Every asset: file in the scikit-image 0.26.0 wheel, hash, origin, licence
-#: (from the docstrings of ``skimage.data``). Kept in docs/experiments.md.
+#: (from the docstrings of ``skimage.data``). Kept in docs/data.md.
 COLLAGE_SOURCES: Tuple[AssetSource, ...] = (
     AssetSource(
         'hubble_deep_field.jpg',

@@ -2,7 +2,7 @@
 # "other" (all thing pixels), 1-91 = the stuff classes (COCO id - 91), 255 =
 # ignore, in `annotations/*/*_labelTrainIds.png` written by
 # `tools/convert_coco_stuff.py --source json` from stuff_{train,val}2017.json
-# (layout in data/README.md). The training pipeline also computes the paper's
+# (layout in docs/data.md). The training pipeline also computes the paper's
 # image-level size label (SizeLabel: "other" is class 0, threshold 0.95;
 # 0.05 for the rest) and packs it with the sample index into the data
 # samples' metainfo ('size_label', 'sample_idx') for SMeasureLoss.

@@ -1,6 +1,6 @@
 # COCO-Stuff164k: 171 classes (80 things + 91 stuff), train ids 0-170 and 255
 # = ignore in `annotations/*/*_labelTrainIds.png` (tools/convert_coco_stuff.py
-# writes them; layout in data/README.md).
+# writes them; layout in docs/data.md).
 dataset_type = 'COCOStuffDataset'
 data_root = 'data/coco_stuff164k'
 crop_size = (512, 512)

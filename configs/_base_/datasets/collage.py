@@ -1,6 +1,6 @@
 # The realistic in-house benchmark (tools/make_demo_data.py --kind collage):
 # real photographs and real object cut-outs shipped with scikit-image
-# (sources and licences: segreg/datasets/collage_data.py, docs/experiments.md).
+# (sources and licences: segreg/datasets/collage_data.py, docs/data.md).
 # COCO-Stuff164k layout and train ids; 12 classes (5 stuff textures, 7 things
 # of which 4 hold under 1% of the pixels); 96x96 images, 600 train / 200 val.
 _base_ = './demo.py'
