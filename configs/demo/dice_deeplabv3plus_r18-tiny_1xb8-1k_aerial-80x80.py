@@ -1,4 +1,4 @@
-# Aerial (second synthetic set) arm, the anchors of issue 14: CE + soft Dice with the ignore pixels masked
+# Aerial (second synthetic set) arm, the anchors of the realistic benchmark: CE + soft Dice with the ignore pixels masked
 # (segreg's MaskedDiceLoss; mmseg's DiceLoss counts them), batch-level,
 # present classes.
 _base_ = './deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'

@@ -1,4 +1,4 @@
-# Aerial (second synthetic set) arm, the anchors of issue 14: the JDTLosses recipe 0.25 CE + 0.75 JML (Wang &
+# Aerial (second synthetic set) arm, the anchors of the realistic benchmark: the JDTLosses recipe 0.25 CE + 0.75 JML (Wang &
 # Blaschko 2023; segreg's JaccardMetricLoss, batch-level, present classes).
 _base_ = './deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'
 model = dict(

@@ -1,4 +1,4 @@
-# Aerial (second synthetic set) arm, the anchors of issue 14: CE + the Jaccard metric loss (Wang & Blaschko
+# Aerial (second synthetic set) arm, the anchors of the realistic benchmark: CE + the Jaccard metric loss (Wang & Blaschko
 # 2023, segreg's JaccardMetricLoss: batch-level, present classes, ignore
 # pixels masked).
 _base_ = './deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'

@@ -1,5 +1,5 @@
 # Realistic benchmark arm: CE + DualFbetaLoss (F1, beta=1) with the
-# defaults of DualIoULoss (direct hinge bound, every 4th pixel); issue 14's
+# defaults of DualIoULoss (direct hinge bound, every 4th pixel); the
 # DualFbeta-on-mFscore arm: compare its mFscore with CE's and the
 # DualIoU arm's.
 _base_ = './deeplabv3plus_r18-tiny_1xb8-2k_collage-80x80.py'

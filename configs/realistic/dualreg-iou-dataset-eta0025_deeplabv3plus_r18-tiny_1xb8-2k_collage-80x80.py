@@ -1,4 +1,4 @@
-# Realistic benchmark probe (issue 15): the dataset-level form with its dual
+# Realistic benchmark probe (batch-size sweep): the dataset-level form with its dual
 # step per image held at batch 8's (eta_mu = 0.01 * 2 / 8, for --batch 2).
 # Measured in the batch-size sweep (docs/experiments.md): no better.
 _base_ = './dualreg-iou-dataset_deeplabv3plus_r18-tiny_1xb8-2k_collage-80x80.py'

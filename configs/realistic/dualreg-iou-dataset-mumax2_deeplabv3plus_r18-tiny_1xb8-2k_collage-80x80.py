@@ -1,4 +1,4 @@
-# Realistic benchmark probe (issue 15): the dataset-level form with the dual
+# Realistic benchmark probe (batch-size sweep): the dataset-level form with the dual
 # domain capped at mu_max = 2 instead of 10. In the batch-size sweep the
 # duals of 5-6 of the 12 classes sat at mu_max = 10 by the end (a 10:1 push
 # on the positives: over-prediction); at the LP's saddle point

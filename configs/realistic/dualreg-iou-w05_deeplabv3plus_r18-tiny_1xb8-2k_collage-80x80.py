@@ -1,5 +1,5 @@
 # Realistic benchmark arm: CE + DualIoULoss defaults at half weight (the mix
-# with CE; issue 14's frequent-class cost: does a smaller weight keep aAcc
+# with CE; the frequent-class cost: does a smaller weight keep aAcc
 # within 0.3 of CE and the rare-class gain?).
 _base_ = './dualreg-iou_deeplabv3plus_r18-tiny_1xb8-2k_collage-80x80.py'
 num_classes = 12

@@ -5,7 +5,7 @@ positives ``tp`` (GT c, predicted c), the ground-truth area ``gt`` (GT c) and
 the predicted area ``pred`` (predicted c); pixels whose ground truth is
 ``ignore_index`` are dropped before counting.
 
-The class-inclusion rule (shared/docs/design.md), applied to *every* metric:
+The class-inclusion rule (docs/evaluation.md), applied to *every* metric:
 
 * a class absent from both prediction and ground truth (``gt + pred == 0``)
   has no score (NaN) and is left out of the class mean;

@@ -1,9 +1,9 @@
-# Fine-tuning protocol (issue 14): start from a trained CE checkpoint and
+# Fine-tuning protocol (docs/experiments.md): start from a trained CE checkpoint and
 # train 25% more iterations (500 after the 2000 of the CE arm) with cross-entropy alone,
 # at a tenth of the learning rate with poly decay. The CE arm fine-tuned the
 # same way is the baseline. Set the checkpoint on the command line:
 #   python tools/train.py THIS_CONFIG --cfg-options load_from=CE_CKPT
-#   python tools/run_regularizer_experiment.py --dataset collage --iters 500 \
+#   python tools/ablate.py --dataset collage --iters 500 \
 #       --arms ce_ft=configs/realistic/finetune/ft-ce_deeplabv3plus_r18-tiny_1xb8-500_collage-80x80.py ... \
 #       --cfg-options load_from=work_dirs/regularizer_experiment/collage/ce/seed{seed}/iter_2000.pth
 # (ablate replaces {seed} by each run's seed). load_from loads the weights

@@ -1,7 +1,7 @@
 """The paper's image-level "size" label, and packing it for the model.
 
 Ravi et al. (AAAI 2020) regularize the F1 score of one binary label per image
-(shared/docs/regularizer.md, section 1; the authors' code is
+(docs/losses.md, ``SMeasureLoss``; the authors' code is
 ``lib/datasets/coco_stuff_f1.py`` of abhay-venkatesh/f1-cv):
 
 * a class present in the mask is *big* when its pixel fraction is
