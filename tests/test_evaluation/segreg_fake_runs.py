@@ -6,6 +6,8 @@ dump, ``last_checkpoint`` and ``eval/`` with metrics.json, confusion.npy and
 per_image.npz computed by the real segreg code from random label maps; with
 ``preds=True`` also what ``tools/test.py --save-preds`` adds (preds/, gt/,
 preds_index.json) and the input images they point to.
+``make_study_root(parent, name, qualities)`` lays such runs out as a study
+root of tools/ablate.py (``ROOT/ARM/seedS`` and the training pixel counts).
 """
 from __future__ import annotations
 
@@ -142,3 +144,18 @@ def make_fake_run(folder: str, seed: int, quality: float,
                     f.write(json.dumps({'aAcc': 50.0 + it, 'mIoU': 20.0 + it,
                                         'step': it}) + '\n')
     return folder
+
+
+def make_study_root(parent, name: str, qualities: dict) -> str:
+    """A study root: ``{arm: [quality of seed 0, seed 1, ...]}`` as run
+    folders, and training pixel counts in which the last classes are the
+    rare ones (``train_class_pixels.json``)."""
+    root = osp.join(str(parent), name)
+    for arm, qs in qualities.items():
+        for seed, q in enumerate(qs):
+            make_fake_run(osp.join(root, arm, f'seed{seed}'), seed, q)
+    pixels = {c: float(10**(len(CLASSES) - i)) for i, c in
+              enumerate(CLASSES)}
+    with open(osp.join(root, 'train_class_pixels.json'), 'w') as f:
+        json.dump(pixels, f)
+    return root

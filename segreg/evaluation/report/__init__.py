@@ -36,7 +36,9 @@ Modules, in the order of the pipeline: :mod:`.runs` (reading folders),
 :mod:`.analysis` (statistics), :mod:`.qualitative` (image choice and tiles),
 :mod:`.figures` (matplotlib), :mod:`.document` (Markdown / HTML),
 :mod:`.sections` (one function per section of the page), :mod:`.build`
-(:func:`build_report`: load, analyse, write the folder).
+(:func:`build_report`: load, analyse, write the folder). :mod:`.sweep`
+reads several study roots, one per batch size, into the tables of the
+batch-size sweep (:func:`write_sweep`, ``tools/ablate.py --sweep``).
 """
 from .analysis import (BIN_NAMES, ArmStats, BinStats, DeltaStats, analyse,
                        class_order, frequency_bins)
@@ -44,14 +46,15 @@ from .build import MAX_HEATMAP_CLASSES, ReportResult, build_report
 from .document import Document
 from .figures import fig_class_delta, fig_confusion, fig_curves, fig_summary
 from .qualitative import choose_images, per_image_miou
-from .runs import (RUN_RECORD_FILE, ReportError, Run, find_metrics_dir,
-                   load_run, load_scalars, parse_run_specs)
+from .runs import (CLASS_PIXELS_FILE, RUN_RECORD_FILE, ReportError, Run,
+                   find_metrics_dir, load_run, load_scalars, parse_run_specs)
+from .sweep import write_sweep
 
 __all__ = [
     'BIN_NAMES', 'ArmStats', 'BinStats', 'DeltaStats', 'Document', 'analyse',
     'class_order', 'frequency_bins', 'MAX_HEATMAP_CLASSES', 'ReportResult',
     'build_report', 'fig_class_delta', 'fig_confusion', 'fig_curves',
-    'fig_summary', 'choose_images', 'per_image_miou', 'RUN_RECORD_FILE',
-    'ReportError', 'Run', 'find_metrics_dir', 'load_run', 'load_scalars',
-    'parse_run_specs'
+    'fig_summary', 'choose_images', 'per_image_miou', 'CLASS_PIXELS_FILE',
+    'RUN_RECORD_FILE', 'ReportError', 'Run', 'find_metrics_dir', 'load_run',
+    'load_scalars', 'parse_run_specs', 'write_sweep'
 ]

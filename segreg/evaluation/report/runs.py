@@ -24,6 +24,10 @@ from ..predictions import PREDS_INDEX_FILE, PredictionIndex
 
 #: Written by tools/ablate.py into each run's work dir (the one definition).
 RUN_RECORD_FILE = 'ablate_run.json'
+#: Training pixels per class (``tools/check_dataset.py --split train
+#: --json``), written once by tools/ablate.py into its work root; the
+#: frequency bins of the report and of the batch-size sweep read it.
+CLASS_PIXELS_FILE = 'train_class_pixels.json'
 #: Scalars that are bookkeeping, not curves worth a plot.
 _SKIP_SCALARS = {'iter', 'step', 'epoch', 'time', 'data_time', 'memory'}
 _VAL_KEYS = set(SUMMARY_METRICS)
