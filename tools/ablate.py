@@ -1,42 +1,88 @@
 #!/usr/bin/env python
-"""Ablation runner: train and evaluate every arm x seed, then the report.
+"""The experiment driver: arms x seeds, trained, evaluated and compared.
 
-Examples:
-    # the demo: baseline vs regularized, three seeds each (CPU, sequential)
+Three uses:
+
+1. Arms given as configs (NAME=CONFIG): train and evaluate every arm x
+   seed, then the comparison report of tools/compare.py:
+
+    C=deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py
     python tools/ablate.py \\
-        --arms baseline=configs/demo/deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py \\
-               dualiou=configs/demo/<regularized demo config>.py \\
-        --seeds 0 1 2 --work-root work_dirs/ablation \\
+        --arms ce=configs/demo/$C dual=configs/demo/dualreg-iou_$C \\
+        --seeds 0 1 2 --jobs 2 --work-root work_dirs/ablation \\
         --out work_dirs/ablation/report
 
-    # two pairs at a time on a CPU machine (each child: OMP threads = CPUs/2)
-    python tools/ablate.py --arms ... --seeds 0 1 2 --jobs 2
+2. Named arms of a dataset preset (--dataset; --list-arms lists them; a
+   missing dataset is first generated with tools/make_demo_data.py; runs go
+   to work_dirs/regularizer_experiment/DATASET, seeds default to 0 1 2 and
+   arms to ce dual_iou lovasz):
 
+    python tools/ablate.py --dataset collage \\
+        --arms ce dual_iou lovasz jml jml_mix dice --seeds 0 1 2 --jobs 2
+    python tools/ablate.py --dataset aerial --list-arms
+
+   Datasets: collage, the realistic benchmark (12 classes of real
+   photographs and object cut-outs from scikit-image, 4 of them under 1% of
+   the pixels; 80x80 crops, 2000 iterations; configs/realistic/); demo (12
+   classes, scenes with 8 small "thing" classes, 96x96); aerial (10
+   classes, Voronoi land cover, thin roads and rivers, tiny objects, 80x80);
+   see data/README.md. Named and NAME=CONFIG arms can be mixed.
+
+3. The batch-size sweep (--sweep LABEL=ROOT, repeated): reads finished
+   study roots, one per batch size, trains nothing, and writes
+   batch_sweep.md / .html / .json / .png into --out: mIoU, aAcc and the
+   rare- and frequent-third mIoU per arm and batch (mean +- 95% t interval
+   over seeds), the paired difference to the baseline arm at each batch and
+   the drop from the largest batch (Welch interval). LABEL is B (images on
+   one process) or BxR (B per process on R processes); --arms are folder
+   names:
+
+    python tools/ablate.py --dataset collage --batch 2 --arms ce dual_iou
+    python tools/ablate.py --out work_dirs/batch_sweep \\
+        --sweep 8=work_dirs/regularizer_experiment/collage \\
+        --sweep 2=work_dirs/regularizer_experiment/collage_b2x1 \\
+        --arms ce dual_iou
+
+Schedule: --iters N sets the training length (the poly decay ends there
+too). --batch B / --ranks R train at the global batch G = B x R with the
+images seen held equal: iterations, warm-up, validation and checkpoint
+intervals scale by 8 / G (8: the configs' batch), the learning rate by
+sqrt(G / 8); R > 1 runs each training under torchrun --standalone (gloo on
+CPU), a simulated DDP run. The default work root then ends in _bBxR.
+--cfg-options come after these, so they win; {seed} in an option becomes
+each run's seed. The fine-tuning protocol, each seed from its CE run:
+    R=work_dirs/regularizer_experiment/collage
+    python tools/ablate.py --dataset collage --iters 500 \\
+        --arms ce_ft dual_iou_ft lovasz_ft jml_ft \\
+        --cfg-options load_from=$R/ce/seed{seed}/iter_2000.pth
+
+Other examples:
     # what would run / what is already done, without running anything
     python tools/ablate.py --arms ... --seeds 0 1 2 --dry-run
-
     # commands for a cluster instead of running here
-    python tools/ablate.py --arms ... --seeds 0 1 2 --print-commands slurm \\
+    python tools/ablate.py --arms ... --print-commands slurm \\
         --gpus 4 --partition gpu > ablation.sbatch
-    python tools/ablate.py --arms ... --seeds 0 1 2 --print-commands torchrun \\
-        --gpus 8 > ablation.sh
+    python tools/ablate.py --dataset collage --iters 4000 \\
+        --print-commands torchrun --gpus 8 > study.sh
 
 For each arm NAME=CONFIG and seed S it runs, in a fresh process each,
-    python tools/train.py CONFIG --work-dir ROOT/NAME/seedS --seed S [--cfg-options ...]
-    python tools/test.py CONFIG <last checkpoint> --out ROOT/NAME/seedS/eval [--cfg-options ...]
-recording both commands in ROOT/NAME/seedS/ablate_run.json, and finishes with
-the report of tools/compare.py (baseline = the first arm unless --baseline).
-The evaluation of the first seed (--preds-seed) also saves the predicted
-label maps (tools/test.py --save-preds) for the report's qualitative grid,
-and tools/check_dataset.py counts the baseline's training pixels per class
-once (ROOT/train_class_pixels.json) for the report's frequency bins.
+    python tools/train.py CONFIG --work-dir ROOT/NAME/seedS --seed S [...]
+    python tools/test.py CONFIG <last checkpoint> --out ROOT/NAME/seedS/eval
+recording both commands in ROOT/NAME/seedS/ablate_run.json, and finishes
+with the report of tools/compare.py (baseline = the first arm unless
+--baseline): mean +- CI over seeds, paired deltas with p-values, image
+bootstrap, per-class IoU rarest class first. The evaluation of the first
+seed (--preds-seed) also saves the predicted label maps for the report's
+qualitative grid, and tools/check_dataset.py counts the baseline's training
+pixels per class once (ROOT/train_class_pixels.json) for the frequency bins.
 
-Pairs already done (ROOT/NAME/seedS/eval/metrics.json present and readable,
-and the saved predictions for the --preds-seed) are skipped; a finished training without metrics is only evaluated; an
-interrupted training is resumed from its last checkpoint. --force redoes
-everything. A failing pair is reported and the others still run; the exit
-status is then 1. Each child's full output goes to train.log / test.log in
-its work dir; the terminal shows condensed progress (--verbose: everything).
+Pairs already done (ROOT/NAME/seedS/eval/metrics.json readable, and the
+saved predictions for the --preds-seed) are skipped; a finished training
+without metrics is only evaluated; an interrupted training is resumed from
+its last checkpoint. --force redoes everything. A failing pair is reported
+and the others still run; the exit status is then 1. Each child's output
+goes to train.log / test.log in its work dir; the terminal shows condensed
+progress (--verbose: everything).
 """
 from __future__ import annotations
 
@@ -45,113 +91,150 @@ import json
 import os
 import os.path as osp
 import re
-import shlex
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-#: Training pixels per class of the baseline's training split (the report's
-#: frequency bins), written once by tools/check_dataset.py into WORK_ROOT.
-CLASS_PIXELS_FILE = 'train_class_pixels.json'
+import ablate_presets as presets
+from ablate_commands import (CLASS_PIXELS_FILE, Job, class_pixels_cmd,
+                             compare_cmd, join_cmd, print_commands,
+                             test_cmd, train_cmd)
 
 
-def _record_file() -> str:
+def record_path(job: Job) -> str:
+    """The run record (commands, status, timings) of a job."""
     # imported here, not at the top: --print-commands and --help stay free
     # of the torch / mmseg import that `import segreg` does
     from segreg.evaluation.report import RUN_RECORD_FILE
-    return RUN_RECORD_FILE
+    return osp.join(job.work_dir, RUN_RECORD_FILE)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line (see the module docstring); defaults that depend on
+    the use (seeds, arms, work root, report folder) are filled in here."""
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--arms', nargs='+', required=True,
-                        metavar='NAME=CONFIG',
-                        help='arms to compare; the first is the baseline '
-                        'unless --baseline says otherwise')
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0],
-                        help='training seeds (default: 0)')
-    parser.add_argument('--preds-seed', type=int, default=None,
-                        help='seed whose evaluation also saves the predicted '
-                        'label maps (tools/test.py --save-preds) for the '
-                        'report\'s qualitative grid (default: the first of '
-                        '--seeds; -1: none)')
-    parser.add_argument('--work-root', default='work_dirs/ablation',
-                        help='runs go to WORK_ROOT/NAME/seedS')
-    parser.add_argument('--out', default=None,
-                        help='report folder (default: WORK_ROOT/report)')
-    parser.add_argument('--baseline', help='baseline arm (default: first)')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        metavar='KEY=VALUE',
-                        help='passed to both tools/train.py and tools/test.py '
-                        '(e.g. train_cfg.max_iters=200); {seed} is replaced '
-                        'by each run\'s seed (load_from=ROOT/ce/seed{seed}/'
-                        'iter_2000.pth fine-tunes each seed from its CE run)')
-    parser.add_argument('--allow-new-keys', action='store_true',
-                        help='passed to tools/train.py and tools/test.py: '
-                        '--cfg-options may add keys the config does not '
-                        'have (e.g. a probe option of a loss)')
-    parser.add_argument('--force', action='store_true',
-                        help='redo pairs that are already done')
-    parser.add_argument('--dry-run', action='store_true',
-                        help='print the plan (done / to do) and exit')
-    parser.add_argument('--print-commands', choices=['local', 'torchrun',
-                                                     'slurm'],
-                        help='print the commands (a shell script, or an '
-                        'sbatch array script) instead of running them')
-    parser.add_argument('--gpus', type=int, default=1,
-                        help='GPUs per run for --print-commands torchrun / '
-                        'slurm')
-    parser.add_argument('--ranks', type=int, default=1,
-                        help='processes per training run on this machine '
-                        '(torchrun --standalone, gloo on CPU): a simulated '
-                        'DDP run; evaluation stays one process')
-    parser.add_argument('--partition', default=None,
-                        help='SLURM partition for --print-commands slurm')
-    parser.add_argument('--bootstrap', type=int, default=1000,
-                        help='image-bootstrap resamples of the report')
-    parser.add_argument('--jobs', type=int, default=1,
-                        help='pairs run in parallel (default 1). With N > 1 '
-                        'each child gets OMP_NUM_THREADS = CPUs / N unless '
-                        'OMP_NUM_THREADS is set, and progress lines are '
-                        'prefixed with the arm and seed')
-    parser.add_argument('--verbose', action='store_true',
-                        help='show the full output of every child process')
+    what = parser.add_argument_group('what to run')
+    what.add_argument('--arms', nargs='+', metavar='NAME=CONFIG|NAME',
+                      help='arms to compare; the first is the baseline '
+                      'unless --baseline says otherwise. NAME alone: a '
+                      'named arm of --dataset; with --sweep: a folder name '
+                      '(default with --dataset: ce dual_iou lovasz)')
+    what.add_argument('--dataset', choices=presets.DATASETS,
+                      help='the preset whose named arms --arms may use')
+    what.add_argument('--list-arms', action='store_true',
+                      help='print the named arms of --dataset (default: of '
+                      'every dataset) and exit')
+    what.add_argument('--seeds', nargs='+', type=int, default=None,
+                      help='training seeds (default: 0; 0 1 2 with '
+                      '--dataset)')
+    what.add_argument('--baseline', help='baseline arm (default: first)')
+    what.add_argument('--preds-seed', type=int, default=None,
+                      help='seed whose evaluation also saves the predicted '
+                      'label maps (tools/test.py --save-preds) for the '
+                      'report\'s qualitative grid (default: the first of '
+                      '--seeds; -1: none)')
+    sched = parser.add_argument_group('schedule')
+    sched.add_argument('--iters', type=int, default=None,
+                       help='training iterations of every run at the '
+                       'configs\' batch (default: the configs\'); the poly '
+                       'decay ends there too')
+    sched.add_argument('--batch', type=int, default=None,
+                       help='images per process (default: the configs\' '
+                       '8); the schedule keeps the images seen (above)')
+    sched.add_argument('--ranks', type=int, default=1,
+                       help='processes per training run (torchrun '
+                       '--standalone, gloo on CPU): a simulated DDP run '
+                       'with the global batch BATCH x RANKS; evaluation '
+                       'stays one process')
+    sched.add_argument('--cfg-options', nargs='+', default=[],
+                       metavar='KEY=VALUE',
+                       help='passed to both tools/train.py and tools/test.py '
+                       '(e.g. train_cfg.max_iters=200); {seed} is replaced '
+                       'by each run\'s seed')
+    sched.add_argument('--allow-new-keys', action='store_true',
+                       help='passed to tools/train.py and tools/test.py: '
+                       '--cfg-options may add keys the config does not '
+                       'have (e.g. a probe option of a loss)')
+    where = parser.add_argument_group('where')
+    where.add_argument('--work-root', default=None,
+                       help='runs go to WORK_ROOT/NAME/seedS (default: '
+                       'work_dirs/ablation; work_dirs/regularizer_experiment'
+                       '/DATASET with --dataset; + _bBxR with --batch / '
+                       '--ranks)')
+    where.add_argument('--out', default=None,
+                       help='report folder (default: WORK_ROOT/report; '
+                       'required with --sweep)')
+    run = parser.add_argument_group('running')
+    run.add_argument('--jobs', type=int, default=1,
+                     help='pairs run in parallel (default 1). With N > 1 '
+                     'each child gets OMP_NUM_THREADS = CPUs / N unless '
+                     'OMP_NUM_THREADS is set, and progress lines are '
+                     'prefixed with the arm and seed')
+    run.add_argument('--force', action='store_true',
+                     help='redo pairs that are already done')
+    run.add_argument('--dry-run', action='store_true',
+                     help='print the plan (done / to do) and exit')
+    run.add_argument('--verbose', action='store_true',
+                     help='show the full output of every child process')
+    run.add_argument('--bootstrap', type=int, default=1000,
+                     help='image-bootstrap resamples of the report')
+    cluster = parser.add_argument_group('cluster')
+    cluster.add_argument('--print-commands',
+                         choices=['local', 'torchrun', 'slurm'],
+                         help='print the commands (a shell script, or an '
+                         'sbatch array script) instead of running them')
+    cluster.add_argument('--gpus', type=int, default=1,
+                         help='GPUs per run for --print-commands torchrun / '
+                         'slurm')
+    cluster.add_argument('--partition', default=None,
+                         help='SLURM partition for --print-commands slurm')
+    sweep = parser.add_argument_group('batch-size sweep')
+    sweep.add_argument('--sweep', action='append', metavar='LABEL=ROOT',
+                       help='a batch label (8, 4, 2, 2x4) and its study '
+                       'root; repeat for each batch; trains nothing')
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error(f'--jobs must be >= 1, got {args.jobs}')
-    if args.ranks < 1:
-        parser.error(f'--ranks must be >= 1, got {args.ranks}')
+    for flag in ('jobs', 'ranks', 'batch', 'iters'):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f'--{flag} must be >= 1, got {value}')
+    if args.list_arms:
+        return args
+    if args.sweep:
+        bad = [f for f in ('dataset', 'dry_run', 'print_commands')
+               if getattr(args, f)]
+        if bad:
+            parser.error('--sweep reads finished runs; it takes no --'
+                         + bad[0].replace('_', '-'))
+        if not args.arms or args.out is None:
+            parser.error('--sweep needs --arms (folder names) and --out')
+        return args
+    if args.arms is None:
+        if args.dataset is None:
+            parser.error('--arms is required (or --dataset, --sweep, '
+                         '--list-arms)')
+        args.arms = list(presets.DEFAULT_ARMS)
+    if args.seeds is None:
+        args.seeds = list(presets.DEFAULT_SEEDS if args.dataset else [0])
+    if args.work_root is None:
+        args.work_root = presets.default_work_root(args.dataset, args.batch,
+                                                   args.ranks)
     if args.out is None:
         args.out = osp.join(args.work_root, 'report')
     return args
 
 
 # ---------------------------------------------------------------- planning
-@dataclass
-class Job:
-    arm: str
-    config: str
-    seed: int
-    work_dir: str
-    state: str = 'train'  # done | test | resume | train
-    save_preds: bool = False
-
-    @property
-    def eval_dir(self) -> str:
-        return osp.join(self.work_dir, 'eval')
-
-    @property
-    def record_path(self) -> str:
-        return osp.join(self.work_dir, _record_file())
-
-
 def parse_arms(specs: Sequence[str]) -> List[Tuple[str, str]]:
+    """``[(name, config), ...]`` of ``NAME=CONFIG`` specs.
+
+    Raises:
+        ValueError: For a spec without ``=``, a name that cannot name a
+            folder, a name given twice or a config file that does not exist.
+    """
     arms, seen = [], set()
     for spec in specs:
         if '=' not in spec:
@@ -192,7 +275,7 @@ def job_state(job: Job) -> str:
             return 'done'
     except MetricsFileError:
         pass
-    record = _read_record(job.record_path)
+    record = _read_record(record_path(job))
     last = osp.join(job.work_dir, 'last_checkpoint')
     if record.get('train_status') == 'done' and osp.isfile(last):
         return 'test'
@@ -222,77 +305,6 @@ def plan(arms: Sequence[Tuple[str, str]], seeds: Sequence[int],
     return jobs
 
 
-def _script(name: str) -> str:
-    path = osp.join(ROOT, 'tools', name)
-    rel = osp.relpath(path)
-    return rel if not rel.startswith('..') else path
-
-
-def seed_options(cfg_options: Sequence[str], seed) -> List[str]:
-    """``--cfg-options`` with ``{seed}`` replaced by the run's seed (e.g.
-    ``load_from=.../ce/seed{seed}/iter_2000.pth``: fine-tune each seed from
-    the CE run of the same seed)."""
-    return [o.replace('{seed}', str(seed)) for o in cfg_options]
-
-
-def _options(cfg_options: Sequence[str], seed, allow_new_keys: bool
-             ) -> List[str]:
-    """The ``--cfg-options`` (and ``--allow-new-keys``) arguments of a
-    run's tools/train.py or tools/test.py."""
-    opts = seed_options(cfg_options, seed)
-    return (['--cfg-options', *opts] if opts else []) + \
-        (['--allow-new-keys'] if allow_new_keys and opts else [])
-
-
-def train_cmd(job: Job, cfg_options: Sequence[str], resume: bool,
-              python: str = 'python', ranks: int = 1,
-              allow_new_keys: bool = False) -> List[str]:
-    """tools/train.py for one run; ``ranks > 1``: under ``torchrun
-    --standalone`` (a free port per run, so parallel jobs do not collide)
-    with ``--launcher pytorch``."""
-    launch = [python, '-m', 'torch.distributed.run', '--standalone',
-              f'--nproc_per_node={ranks}'] if ranks > 1 else [python]
-    cmd = launch + [_script('train.py'), job.config, '--work-dir',
-                    job.work_dir, '--seed', str(job.seed)]
-    if ranks > 1:
-        cmd += ['--launcher', 'pytorch']
-    if resume:
-        cmd.append('--resume')
-    return cmd + _options(cfg_options, job.seed, allow_new_keys)
-
-
-def test_cmd(job: Job, checkpoint: str, cfg_options: Sequence[str],
-             python: str = 'python', allow_new_keys: bool = False
-             ) -> List[str]:
-    cmd = [python, _script('test.py'), job.config, checkpoint, '--out',
-           job.eval_dir]
-    if job.save_preds:
-        cmd.append('--save-preds')
-    return cmd + _options(cfg_options, job.seed, allow_new_keys)
-
-
-def compare_cmd(arms, work_root: str, out: str, baseline: str,
-                bootstrap: int) -> List[str]:
-    cmd = ['python', _script('compare.py')]
-    for name, _ in arms:
-        cmd += ['--run', f'{name}={osp.join(work_root, name, "seed*")}']
-    return cmd + ['--baseline', baseline, '--out', out, '--bootstrap',
-                  str(bootstrap), '--train-class-pixels',
-                  osp.join(work_root, CLASS_PIXELS_FILE)]
-
-
-def class_pixels_cmd(config: str, work_root: str,
-                     cfg_options: Sequence[str]) -> List[str]:
-    """tools/check_dataset.py on the training split, JSON into work_root
-    (the counts do not depend on the seed: ``{seed}`` becomes 0)."""
-    cfg_options = seed_options(cfg_options, 0)
-    cmd = ['python', _script('check_dataset.py'), config, '--split', 'train',
-           '--fast', '--json', osp.join(work_root, CLASS_PIXELS_FILE)]
-    if cfg_options:
-        cmd += ['--cfg-options', *cfg_options]
-    return cmd
-
-
 def write_class_pixels(config: str, work_root: str,
                        cfg_options: Sequence[str]) -> Optional[str]:
     """Count the training pixels per class once (for the frequency bins).
@@ -316,98 +328,6 @@ def write_class_pixels(config: str, work_root: str,
               f'{log}); frequency bins use the test set', file=sys.stderr)
         return None
     return path
-
-
-def _join(cmd: Sequence[str]) -> str:
-    return ' '.join(shlex.quote(c) for c in cmd)
-
-
-# ---------------------------------------------------------------- printing
-def print_commands(mode: str, jobs: List[Job], args, arms,
-                   baseline: str) -> str:
-    opts = args.cfg_options
-    new = getattr(args, 'allow_new_keys', False)
-    q = shlex.quote
-    generated = _join(['python', 'tools/ablate.py'] + list(sys.argv[1:]))
-    report = _join(compare_cmd(arms, args.work_root, args.out, baseline,
-                               args.bootstrap))
-    base_cfg = dict(arms)[baseline]
-    pixels = _join(class_pixels_cmd(base_cfg, args.work_root, opts))
-    # check_dataset exits 1 when it finds problems; the counts are written
-    pixels = (f'[ -f {q(osp.join(args.work_root, CLASS_PIXELS_FILE))} ] || '
-              f'{pixels} || true')
-    lines = ['#!/usr/bin/env bash',
-             f'# generated by: {generated}',
-             'set -euo pipefail']
-    if mode in ('local', 'torchrun'):
-        for job in jobs:
-            done = (f'{job.eval_dir}/preds_index.json' if job.save_preds
-                    else f'{job.eval_dir}/metrics.json')
-            ckpt = f'"$(cat {q(job.work_dir)}/last_checkpoint)"'
-            if mode == 'local':
-                tr = _join(train_cmd(job, opts, resume=False,
-                                     ranks=args.ranks, allow_new_keys=new))
-                te = _join(test_cmd(job, 'CKPT', opts, allow_new_keys=new)
-                           ).replace('CKPT', ckpt)
-            else:
-                tr = _join(['bash', _script('dist_train.sh'), job.config,
-                            str(args.gpus), '--work-dir', job.work_dir,
-                            '--seed', str(job.seed)] +
-                           _options(opts, job.seed, new))
-                te = _join(['python', '-m', 'torch.distributed.run',
-                            f'--nproc_per_node={args.gpus}'] +
-                           test_cmd(job, 'CKPT', opts,
-                                    allow_new_keys=new)[1:] +
-                           ['--launcher', 'pytorch']).replace('CKPT', ckpt)
-            lines += [f'# {job.arm}, seed {job.seed}',
-                      f'if [ ! -f {q(done)} ]; then',
-                      f'  {tr}', f'  {te}', 'fi']
-        lines += ['# training pixels per class (the report\'s frequency '
-                  'bins)', pixels, '# report', report]
-        return '\n'.join(lines) + '\n'
-    # slurm: one array task per arm x seed
-    n = len(jobs)
-    g = args.gpus
-    lines = ['#!/usr/bin/env bash',
-             f'# generated by: {generated}',
-             f'# submit:  mkdir -p {q(args.work_root)} && '
-             'jid=$(sbatch --parsable THIS_FILE)',
-             '# report:  sbatch --dependency=afterany:$jid --wrap ' +
-             q(pixels + '; ' + report),
-             '#SBATCH --job-name=segreg-ablate',
-             f'#SBATCH --array=0-{n - 1}',
-             '#SBATCH --nodes=1',
-             f'#SBATCH --ntasks-per-node={g}',
-             f'#SBATCH --gres=gpu:{g}',
-             '#SBATCH --cpus-per-task=5',
-             f'#SBATCH --output={args.work_root}/slurm-%A_%a.out']
-    if args.partition:
-        lines.append(f'#SBATCH --partition={args.partition}')
-    lines += ['set -euo pipefail',
-              'ARMS=(' + ' '.join(q(j.arm) for j in jobs) + ')',
-              'CONFIGS=(' + ' '.join(q(j.config) for j in jobs) + ')',
-              'SEEDS=(' + ' '.join(str(j.seed) for j in jobs) + ')',
-              'PREDS=(' + ' '.join(str(int(j.save_preds)) for j in jobs) +
-              ')',
-              'i=$SLURM_ARRAY_TASK_ID',
-              f'W={q(args.work_root)}/${{ARMS[$i]}}/seed${{SEEDS[$i]}}',
-              'DONE="$W/eval/metrics.json"; SAVEPREDS=""',
-              'if [ "${PREDS[$i]}" = 1 ]; then '
-              'DONE="$W/eval/preds_index.json"; SAVEPREDS="--save-preds"; fi',
-              '[ -f "$DONE" ] && { echo "done: $W"; exit 0; }',
-              'RESUME=""; [ -f "$W/last_checkpoint" ] && RESUME="--resume"',
-              'CFGOPT=(' + (' '.join(['--cfg-options'] + [q(o) for o in opts]
-                                     + (['--allow-new-keys'] if new else []))
-                            if opts else '') + ')',
-              # {seed} in a cfg option: this task's seed
-              'CFGOPT=(${CFGOPT[@]+"${CFGOPT[@]//"{seed}"/${SEEDS[$i]}}"})',
-              f'srun python -u {_script("train.py")} "${{CONFIGS[$i]}}" '
-              '--work-dir "$W" --seed "${SEEDS[$i]}" $RESUME '
-              '--launcher slurm ${CFGOPT[@]+"${CFGOPT[@]}"}',
-              f'srun python -u {_script("test.py")} "${{CONFIGS[$i]}}" '
-              '"$(cat "$W/last_checkpoint")" --out "$W/eval" $SAVEPREDS '
-              '--launcher slurm ${CFGOPT[@]+"${CFGOPT[@]}"}']
-    return '\n'.join(lines) + '\n'
 
 
 # ---------------------------------------------------------------- running
@@ -443,7 +363,7 @@ def run_logged(cmd: List[str], log_path: str, verbose: bool,
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(log_path, 'w') as log:
-        log.write('$ ' + _join(cmd) + '\n')
+        log.write('$ ' + join_cmd(cmd) + '\n')
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True,
                                 env=env, bufsize=1)
@@ -468,15 +388,15 @@ def _tail(path: str, n: int = 25) -> str:
 
 
 def _write_record(job: Job, **kw) -> None:
-    rec = _read_record(job.record_path)
+    rec = _read_record(record_path(job))
     rec.update(arm=job.arm, seed=job.seed, config=job.config, **kw)
     os.makedirs(job.work_dir, exist_ok=True)
-    with open(job.record_path, 'w') as f:
+    with open(record_path(job), 'w') as f:
         json.dump(rec, f, indent=1)
 
 
 def _child_threads(jobs: int) -> Optional[int]:
-    """OMP threads per child when ``jobs`` pairs share this machine."""
+    """OMP threads per child when ``jobs`` pairs share the host."""
     if jobs <= 1 or 'OMP_NUM_THREADS' in os.environ:
         return None
     return max(1, (os.cpu_count() or 1) // jobs)
@@ -493,7 +413,7 @@ def run_job(job: Job, args, index: int, total: int) -> bool:
         cmd = train_cmd(job, args.cfg_options, job.state == 'resume', py,
                         getattr(args, 'ranks', 1),
                         getattr(args, 'allow_new_keys', False))
-        shown = _join(['python'] + cmd[1:])
+        shown = join_cmd(['python'] + cmd[1:])
         _write_record(job, train_command=shown, train_status='running')
         log = osp.join(job.work_dir, 'train.log')
         print(f'{head}: {"resuming" if job.state == "resume" else "training"}'
@@ -519,7 +439,7 @@ def run_job(job: Job, args, index: int, total: int) -> bool:
     log = osp.join(job.work_dir, 'test.log')
     print(f'{head}: evaluating {osp.basename(ckpt)} (log: {log})',
           flush=True)
-    _write_record(job, test_command=_join(['python'] + cmd[1:]),
+    _write_record(job, test_command=join_cmd(['python'] + cmd[1:]),
                   checkpoint=ckpt)
     t0 = time.time()
     rc = run_logged(cmd, log, args.verbose, prefix, threads)
@@ -535,10 +455,47 @@ def run_job(job: Job, args, index: int, total: int) -> bool:
     return True
 
 
+# ---------------------------------------------------------------- the uses
+def run_sweep(args) -> int:
+    """``--sweep``: the batch-size sweep's tables over finished roots."""
+    from segreg.evaluation.report.sweep import parse_batch_label, write_sweep
+    sweeps = []
+    for spec in args.sweep:
+        label, sep, root = spec.partition('=')
+        if not sep or not osp.isdir(root):
+            print(f'ablate: --sweep {spec!r}: expected LABEL=ROOT with an '
+                  'existing study root (tools/ablate.py --dataset D '
+                  '--batch B --ranks R writes one)', file=sys.stderr)
+            return 2
+        try:
+            parse_batch_label(label)
+        except ValueError:
+            print(f'ablate: --sweep {spec!r}: the label must be B or BxR '
+                  '(integers)', file=sys.stderr)
+            return 2
+        sweeps.append((label, root))
+    arms = [a.split('=', 1)[0] for a in args.arms]
+    written = write_sweep(sweeps, arms, args.baseline or arms[0], args.out)
+    print('wrote ' + ', '.join(written))
+    return 0
+
+
 def main(argv=None) -> int:
+    """The three uses (module docstring); returns the exit status: 0 done,
+    1 a run or the report failed, 2 bad arguments."""
     args = parse_args(argv)
+    if args.list_arms:
+        sys.stdout.write(presets.list_arms(
+            [args.dataset] if args.dataset else presets.DATASETS))
+        return 0
+    if args.sweep:
+        return run_sweep(args)
     try:
-        arms = parse_arms(args.arms)
+        arms = parse_arms(presets.arm_specs(args.dataset, args.arms))
+        # the study's schedule first: the user's --cfg-options win
+        args.cfg_options = presets.study_options(
+            arms[0][1], args.iters, args.batch, args.ranks) + \
+            list(args.cfg_options)
     except ValueError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
@@ -558,6 +515,13 @@ def main(argv=None) -> int:
         sys.stdout.write(print_commands(args.print_commands, jobs, args,
                                         arms, baseline))
         return 0
+    if args.dataset and not args.dry_run:
+        presets.ensure_data(args.dataset, args.cfg_options)
+    return run_study(args, arms, baseline)
+
+
+def run_study(args, arms: Sequence[Tuple[str, str]], baseline: str) -> int:
+    """Plan, run what is not done (or only show it: --dry-run), report."""
     jobs = plan(arms, args.seeds, args.work_root, args.force,
                 preds_seed=args.preds_seed)
     todo = [j for j in jobs if j.state != 'done']
@@ -570,9 +534,10 @@ def main(argv=None) -> int:
                   'resume': 'resume training, then evaluate',
                   'train': 'train, then evaluate'}[j.state]
         print(f'  {j.arm:<16} seed {j.seed:<4} {action}')
+    report_cmd = join_cmd(compare_cmd(arms, args.work_root, args.out,
+                                      baseline, args.bootstrap))
     if args.dry_run:
-        print('report: ' + _join(compare_cmd(arms, args.work_root, args.out,
-                                             baseline, args.bootstrap)))
+        print('report: ' + report_cmd)
         return 0
     t0 = time.time()
     # threads, not processes: each pair is two child processes already
@@ -586,8 +551,7 @@ def main(argv=None) -> int:
     specs = [(j.arm, j.work_dir) for j in jobs]
     pixels = write_class_pixels(dict(arms)[baseline], args.work_root,
                                 args.cfg_options)
-    print('[ablate] report: ' + _join(compare_cmd(
-        arms, args.work_root, args.out, baseline, args.bootstrap)))
+    print('[ablate] report: ' + report_cmd)
     try:
         res = build_report(specs, args.out, baseline=baseline,
                            bootstrap=args.bootstrap,

@@ -1,4 +1,5 @@
-"""tools/ablate.py: plan, skip-if-done, cluster commands, the full loop."""
+"""tools/ablate.py: plan, skip-if-done, cluster commands, the full loop,
+the dataset presets (named arms, schedules) and the batch-size sweep."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ import pytest
 from conftest import DEMO_CONFIG, REPO_ROOT
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tests', 'test_evaluation'))
-from segreg_fake_runs import make_fake_run  # noqa: E402
+from segreg_fake_runs import make_fake_run, make_study_root  # noqa: E402
 
 
 @pytest.fixture
@@ -309,8 +310,9 @@ def test_ranks_run_training_under_torchrun(ablate, tmp_path):
     assert cmd[:5] == ['py', '-m', 'torch.distributed.run', '--standalone',
                        '--nproc_per_node=4']
     assert cmd[-2:] == ['--launcher', 'pytorch']
+    import ablate_commands
     assert ablate.train_cmd(job, [], resume=False, python='py')[0:2] == [
-        'py', ablate._script('train.py')]
+        'py', ablate_commands.script_path('train.py')]
 
 
 def test_allow_new_keys_reaches_train_and_test(ablate, tmp_path, capsys):
@@ -341,3 +343,173 @@ def test_allow_new_keys_reaches_train_and_test(ablate, tmp_path, capsys):
     proc = _run_slurm_task(tmp_path, capsys.readouterr().out, 0)
     runs = [ln for ln in proc.stdout.splitlines() if ln.startswith('SRUN')]
     assert runs and all('--allow-new-keys' in ln for ln in runs), runs
+
+
+# ------------------------------------------------------- dataset presets
+@pytest.fixture
+def presets(tools_on_path):
+    import ablate_presets
+    return ablate_presets
+
+
+def test_arms_of_both_datasets_exist_and_variants_are_found(presets):
+    demo, aerial = presets.known_arms('demo'), presets.known_arms('aerial')
+    for table in (demo, aerial):
+        assert {'ce', 'dual_iou', 'lovasz'} <= set(table)
+        for cfg in table.values():
+            assert osp.isfile(osp.join(REPO_ROOT, cfg)), cfg
+    assert 'dual_iou_warmup' in demo and 'dual_iou_direct_stride4' in demo
+    assert 'dual_iou_direct' in aerial
+    assert 'aerial' in aerial['dual_iou'] and 'aerial' not in demo['dual_iou']
+    assert all('aerial' in c for c in aerial.values())
+    with pytest.raises(ValueError):
+        presets.known_arms('cityscapes')
+
+
+def test_collage_arms_are_the_realistic_configs_with_the_anchors(presets):
+    arms = presets.known_arms('collage')
+    assert list(arms)[0] == 'ce'
+    assert {'dual_iou', 'lovasz', 'jml', 'jml_mix', 'dice'} <= set(arms)
+    for cfg in arms.values():
+        assert cfg.startswith('configs/realistic/') and osp.isfile(
+            osp.join(presets.REPO, cfg)), cfg
+
+
+def test_named_arms_defaults_and_options_of_a_dataset(ablate, presets,
+                                                      tmp_path, capsys):
+    """--dataset: named and NAME=CONFIG arms mixed, its default work root
+    and seeds, --iters before the user's --cfg-options (which win)."""
+    args = ablate.parse_args(['--dataset', 'aerial'])
+    assert args.arms == ['ce', 'dual_iou', 'lovasz']
+    assert args.seeds == [0, 1, 2]
+    assert args.work_root == osp.join('work_dirs', 'regularizer_experiment',
+                                      'aerial')
+    assert args.out == osp.join(args.work_root, 'report')
+    assert ablate.parse_args(['--arms', 'a=b']).seeds == [0]
+    assert ablate.parse_args(['--arms', 'a=b']).work_root == osp.join(
+        'work_dirs', 'ablation')
+    specs = presets.arm_specs('aerial', ['ce', 'x=some/config.py'])
+    assert specs[0].startswith('ce=') and specs[0].endswith(
+        'deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py')
+    assert specs[1] == 'x=some/config.py'
+    assert ablate.main(['--dataset', 'aerial', '--arms', 'ce',
+                        'x=' + DEMO_CONFIG, '--iters', '4000', '--seeds',
+                        '0', '--cfg-options', 'a=1', '--print-commands',
+                        'local']) == 0
+    out = capsys.readouterr().out
+    train = [ln for ln in out.splitlines() if 'tools/train.py' in ln]
+    assert len(train) == 2
+    assert all(ln.endswith('--cfg-options train_cfg.max_iters=4000 '
+                           'param_scheduler.1.end=4000 a=1') for ln in train)
+    assert 'work_dirs/regularizer_experiment/aerial/x/seed0' in out
+    assert ablate.main(['--dataset', 'aerial', '--arms', 'ce', 'nope',
+                        '--dry-run']) == 2
+    assert 'nope' in capsys.readouterr().err
+    assert ablate.main(['--arms', 'ce', '--dry-run']) == 2  # no --dataset
+    assert 'NAME=CONFIG' in capsys.readouterr().err
+
+
+def test_dry_run_and_list(ablate, presets, tmp_path, monkeypatch, capsys):
+    made = []
+    monkeypatch.setattr(presets, 'ensure_data',
+                        lambda *a, **k: made.append(a))
+    assert ablate.main(['--list-arms']) == 0
+    out = capsys.readouterr().out
+    assert 'dual_iou_stride4' in out and '--dataset collage:' in out
+    assert ablate.main(['--dataset', 'aerial', '--list-arms']) == 0
+    out = capsys.readouterr().out
+    assert 'jml_mix' in out and 'demo-96x96' not in out
+    assert ablate.main(['--dataset', 'demo', '--arms', 'ce', 'dual_iou',
+                        '--seeds', '0', '--work-root', str(tmp_path),
+                        '--dry-run']) == 0
+    out = capsys.readouterr().out
+    assert '2 runs (2 arms x 1 seeds)' in out and 'train, then evaluate' in out
+    assert made == []  # a dry run generates no data
+
+
+def test_missing_dataset_is_generated_once(presets, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    assert presets.ensure_data(
+        'aerial', [], run=lambda cmd, **kw: calls.append(cmd)) is True
+    cmd = calls[0]
+    assert cmd[1].endswith('make_demo_data.py')
+    assert cmd[cmd.index('--kind') + 1] == 'aerial'
+    assert cmd[cmd.index('--out') + 1] == 'data/demo_aerial'
+    # not when the user points the configs elsewhere
+    assert not presets.ensure_data(
+        'demo', ['train_dataloader.dataset.data_root=/x'], run=calls.append)
+    (tmp_path / 'data' / 'demo').mkdir(parents=True)
+    assert not presets.ensure_data('demo', [], run=calls.append)
+    assert len(calls) == 1
+
+
+def test_batch_and_ranks_keep_the_images_seen(ablate, presets, capsys):
+    """--batch / --ranks: iterations, warm-up and intervals x 8 / G, the
+    learning rate x sqrt(G / 8) (G = batch x ranks), its own work root; a
+    simulated 4 x 2 DDP run has the schedule of batch 8."""
+    from mmengine import Config
+    cfg = Config.fromfile(osp.join(REPO_ROOT,
+                                   presets.known_arms('collage')['ce']))
+    opts = dict(o.split('=') for o in presets.schedule_options(cfg, None, 2))
+    assert opts['train_dataloader.batch_size'] == '2'
+    assert opts['train_cfg.max_iters'] == '8000'
+    assert opts['param_scheduler.1.end'] == '8000'
+    assert opts['param_scheduler.0.end'] == opts[
+        'param_scheduler.1.begin'] == '200'
+    assert opts['train_cfg.val_interval'] == '2000'
+    assert opts['default_hooks.checkpoint.interval'] == '2000'
+    assert float(opts['optim_wrapper.optimizer.lr']) == pytest.approx(1e-3)
+    ddp = dict(o.split('=') for o in presets.schedule_options(cfg, None, 2,
+                                                              4))
+    assert ddp['train_cfg.max_iters'] == '2000'
+    assert float(ddp['optim_wrapper.optimizer.lr']) == pytest.approx(2e-3)
+    assert presets.schedule_options(cfg, 1000, 4)[1] == \
+        'train_cfg.max_iters=2000'
+    with pytest.raises(ValueError):
+        presets.schedule_options(cfg, None, 0)
+    assert ablate.main(['--dataset', 'collage', '--arms', 'ce', 'jml',
+                        '--batch', '2', '--ranks', '4', '--seeds', '0',
+                        '--print-commands', 'local']) == 0
+    out = capsys.readouterr().out
+    assert 'work_dirs/regularizer_experiment/collage_b2x4/jml/seed0' in out
+    train = [ln for ln in out.splitlines() if 'tools/train.py' in ln]
+    assert all('--nproc_per_node=4' in ln and 'train_cfg.max_iters=2000'
+               in ln for ln in train) and len(train) == 2
+    args = ablate.parse_args(['--dataset', 'collage', '--arms', 'ce'])
+    assert args.work_root.endswith('collage')
+    assert presets.study_options(DEMO_CONFIG, None, None, 1) == []
+    assert ablate.parse_args(['--arms', 'a=b', '--ranks', '2']
+                             ).work_root.endswith('ablation_b8x2')
+    with pytest.raises(SystemExit):
+        ablate.parse_args(['--arms', 'a=b', '--batch', '0'])
+
+
+# ------------------------------------------------------ batch-size sweep
+def test_sweep_writes_the_tables(ablate, tmp_path, capsys):
+    big = make_study_root(tmp_path, 'b8', {'ce': [0.5, 0.55], 'reg': [0.7, 0.72]})
+    small = make_study_root(tmp_path, 'b2', {'ce': [0.3, 0.35], 'reg': [0.6, 0.7]})
+    out = tmp_path / 'out'
+    assert ablate.main(['--sweep', f'8={big}', '--sweep', f'2x4={small}',
+                        '--arms', 'ce', 'reg', '--out', str(out)]) == 0
+    assert 'batch_sweep.png' in capsys.readouterr().out
+    for ext in ('md', 'html', 'json', 'png'):
+        assert (out / f'batch_sweep.{ext}').is_file()
+    res = json.loads((out / 'batch_sweep.json').read_text())
+    assert res['labels'] == ['8', '2x4'] and res['baseline'] == 'ce'
+    assert not osp.exists(tmp_path / 'b8' / 'report')  # nothing trained
+
+
+def test_bad_sweep_spec_is_one_line(ablate, tmp_path, capsys):
+    assert ablate.main(['--sweep', 'eight', '--arms', 'ce', '--out',
+                        str(tmp_path)]) == 2
+    assert 'LABEL=ROOT' in capsys.readouterr().err
+    assert ablate.main(['--sweep', f'8b={tmp_path}', '--arms', 'ce', '--out',
+                        str(tmp_path)]) == 2
+    assert 'BxR' in capsys.readouterr().err
+    for extra in (['--dry-run'], ['--dataset', 'demo'], []):
+        argv = ['--sweep', f'8={tmp_path}', '--arms', 'ce'] + extra
+        if extra:
+            argv += ['--out', str(tmp_path)]
+        with pytest.raises(SystemExit):
+            ablate.parse_args(argv)
