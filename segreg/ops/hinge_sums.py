@@ -280,10 +280,10 @@ def log_odds_hinge(logits: Tensor, labels: Tensor,
     :func:`log_odds_hinge_reference`; arguments and shapes as there.
     """
     B, C = logits.shape[:2]
+    L = math.prod(logits.shape[2:])
     y, w, t, u = _inputs(logits, labels, weight, thr, scale)
-    z = logits.reshape(B, C, -1)
-    own, fp = _LogOddsHinge.apply(z, y.reshape(B, -1),
-                                  None if w is None else w.reshape(B, -1), t,
+    own, fp = _LogOddsHinge.apply(logits.reshape(B, C, L), y.reshape(B, L),
+                                  None if w is None else w.reshape(B, L), t,
                                   u)
     return LogOddsHinge(own.reshape(y.shape), fp)
 

@@ -14,19 +14,19 @@ C = 4
 #: every segreg pixel loss, each in a form that keeps state where it has any
 PIXEL_LOSSES = [
     dict(type='DualIoULoss'),
-    dict(type='DualFbetaLoss', beta=2.0, surrogate='logistic'),
+    dict(type='DualFbetaLoss', beta=2.0),
     dict(type='DualIoULoss', solver='exact', num_classes=C),
     dict(type='DualIoULoss', solver='exact', normalize='mean',
          num_classes=C),
     dict(type='DualIoULoss', solver='dual_ascent', num_classes=C),
-    dict(type='DualIoULoss', solver='exact', num_classes=C,
-         kernel='compiled'),
+    dict(type='DualIoULoss', solver='dataset', num_classes=C),
     dict(type='PrecisionAtRecallLoss', target_classes=[1], num_classes=C),
     dict(type='RecallAtPrecisionLoss', target_classes=[0, 2]),
     dict(type='ROCAUCLoss', target_classes=[3], num_anchors=3),
 ]
 IDS = [d['type'] + ':' + str(d.get('solver', '')) +
-       (':' + d['kernel'] if 'kernel' in d else '') for d in PIXEL_LOSSES]
+       (':' + d['normalize'] if 'normalize' in d else '')
+       for d in PIXEL_LOSSES]
 
 
 def _data(seed=0):
