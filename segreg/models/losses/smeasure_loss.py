@@ -34,7 +34,7 @@ their losses with ``(seg_logits, seg_label, weight, ignore_index)`` only, so
 caller can also pass ``data_samples=`` to ``forward``. The samples must carry
 ``metainfo['sample_idx']`` (mmengine datasets set it; pack it with
 ``PackSegInputsWithMeta``) and, with ``label_source='meta'``,
-``metainfo[label_key]`` (the ``SizeLabel`` transform).
+``metainfo['size_label']`` (the ``SizeLabel`` transform).
 """
 from __future__ import annotations
 
@@ -83,17 +83,14 @@ class SMeasureLoss(nn.Module):
         num_positives (int, optional): ``n = |S+|``. None: estimated as
             ``N *`` the positive fraction among the images seen so far.
         beta (float): F-beta parameter (paper: 1).
-        label_source (str): ``'meta'``: ``data_sample.metainfo[label_key]``
+        label_source (str): ``'meta'``: ``data_sample.metainfo['size_label']``
             (SizeLabel transform, the paper's setting); ``'mask'``: the size
             rule (``size_rule`` kwargs of
             ``segreg.datasets.transforms.compute_size_label``) applied to the
             label map the loss receives (after cropping).
-        label_key (str): Metainfo key of the binary label.
         size_rule (dict, optional): Keyword arguments of the size rule for
             ``label_source='mask'``.
         init_w (float): Initial ``w``. Default 1.
-        detach_logits (bool): Stop the head's gradient at the logits (the
-            paper: False, the regularizer trains the segmentation network).
         sync (bool): Under torch.distributed, gather the batch's labels and
             scores so every rank keeps the same per-sample buffers.
         nonfinite (str): Non-finite logits: ``'error'`` (default) raises
@@ -106,6 +103,9 @@ class SMeasureLoss(nn.Module):
         cls_score (B, C, H, W); label (B, H, W).
     """
 
+    #: metainfo key of the binary size label (the ``SizeLabel`` transform)
+    LABEL_KEY = 'size_label'
+
     def __init__(self,
                  num_classes: int,
                  num_samples: int,
@@ -113,10 +113,8 @@ class SMeasureLoss(nn.Module):
                  num_positives: Optional[int] = None,
                  beta: float = 1.0,
                  label_source: str = 'meta',
-                 label_key: str = 'size_label',
                  size_rule: Optional[dict] = None,
                  init_w: float = 1.0,
-                 detach_logits: bool = False,
                  sync: bool = True,
                  nonfinite: str = 'error',
                  loss_weight: float = 1e-3,
@@ -138,9 +136,7 @@ class SMeasureLoss(nn.Module):
         self.num_positives = num_positives
         self.beta = float(beta)
         self.label_source = label_source
-        self.label_key = label_key
         self.size_rule = dict(size_rule or {})
-        self.detach_logits = detach_logits
         self.sync = sync
         self.loss_weight = loss_weight
         self._loss_name = loss_name
@@ -184,12 +180,12 @@ class SMeasureLoss(nn.Module):
                     'meta_keys including "sample_idx") in the train pipeline')
             idx.append(int(meta['sample_idx']))
             if self.label_source == 'meta':
-                if self.label_key not in meta:
+                if self.LABEL_KEY not in meta:
                     raise KeyError(
-                        f'data sample has no metainfo[{self.label_key!r}]: '
+                        f'data sample has no metainfo[{self.LABEL_KEY!r}]: '
                         'add SizeLabel after LoadAnnotations and pack it with '
                         'PackSegInputsWithMeta, or use label_source="mask"')
-                lab.append(int(meta[self.label_key]))
+                lab.append(int(meta[self.LABEL_KEY]))
             else:
                 from segreg.datasets.transforms import compute_size_label
                 rule = dict(ignore_index=ignore_index)
@@ -211,7 +207,7 @@ class SMeasureLoss(nn.Module):
     # -- forward --------------------------------------------------------------
     def image_scores(self, cls_score: Tensor) -> Tensor:
         """The auxiliary head's score of every image, shape (B,)."""
-        x = cls_score.detach() if self.detach_logits else cls_score
+        x = cls_score
         x = F.adaptive_avg_pool2d(x.float(), self.pool_size).flatten(1)
         return self.score_head(x).squeeze(1)
 
