@@ -5,8 +5,10 @@
 # (layout in docs/data.md). The training pipeline also computes the paper's
 # image-level size label (SizeLabel: "other" is class 0, threshold 0.95;
 # 0.05 for the rest) and packs it with the sample index into the data
-# samples' metainfo ('size_label', 'sample_idx') for SMeasureLoss.
-custom_imports = dict(imports=['segreg'], allow_failed_imports=False)
+# samples' metainfo ('size_label', 'sample_idx') for SMeasureLoss. Those types
+# and COCOStuffStuffOnlyDataset are segreg's: default_runtime.py imports segreg
+# (custom_imports); a dataset base must not set it too, or no config can
+# inherit both (mmengine refuses a key defined by two bases).
 dataset_type = 'COCOStuffStuffOnlyDataset'
 data_root = 'data/coco_stuff_stuffonly'
 crop_size = (512, 512)

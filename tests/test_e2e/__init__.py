@@ -1,0 +1,1 @@
+"""End-to-end runs of the tools on converted COCO-Stuff data."""
