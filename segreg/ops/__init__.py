@@ -12,6 +12,7 @@ equation it implements and points to the doc (docs/) that derives it.
   Newton steps on per-class sums (the loss's, O(C) under DDP).
 * ``metric_terms``, ``dataset_lagrangian``: the Lagrangians of the forms
   with dual variables, and the projected dual step.
+* ``dataset_ratio``: the dataset-level bound as a running ratio of sums.
 * ``rate_constraints``: precision at recall, recall at precision, ROC-AUC.
 * ``soft_jaccard``: the anchors (Jaccard metric loss, masked Dice).
 * ``projection``, ``nystrom``: the S-measure projection and Nystrom
@@ -19,6 +20,8 @@ equation it implements and points to the doc (docs/) that derives it.
 """
 from .dataset_lagrangian import (DatasetLagrangian, HingeSums,
                                  dataset_hinge_sums, dataset_lagrangian)
+from .dataset_ratio import (DatasetRatio, dataset_ratio_terms, ratio_parts,
+                            running_sums)
 from .fractional_lp import (ClasswiseLP, classwise_fractional_lp,
                             classwise_lp_value, classwise_negative_hinge,
                             fractional_lp, lp_metric_bound)
@@ -56,7 +59,8 @@ __all__ = [
     'newton_threshold', 'PersistentDualLagrangian',
     'persistent_dual_lagrangian', 'running_count', 'projected_dual_step',
     'HingeSums', 'DatasetLagrangian', 'dataset_hinge_sums',
-    'dataset_lagrangian', 'HingeRates', 'RateLagrangian', 'hinge_rates',
+    'dataset_lagrangian', 'DatasetRatio', 'dataset_ratio_terms',
+    'ratio_parts', 'running_sums', 'HingeRates', 'RateLagrangian', 'hinge_rates',
     'precision_at_recall', 'recall_at_precision', 'roc_auc_lagrangian',
     'precision_at_recall_threshold', 'targeted_hinge_rates',
     'precision_at_recall_from_rates', 'recall_at_precision_from_rates',

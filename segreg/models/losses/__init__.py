@@ -5,6 +5,7 @@ from .hinge_bound_loss import HingeBoundLoss  # noqa: F401
 from .exact_lp_loss import ExactLPLoss  # noqa: F401
 from .persistent_dual_loss import PersistentDualLoss  # noqa: F401
 from .dataset_dual_loss import DatasetDualLoss  # noqa: F401
+from .dataset_ratio_loss import DatasetRatioLoss  # noqa: F401
 from .dual_metric_loss import DualFbetaLoss, DualIoULoss  # noqa: F401
 from .rate_losses import (PrecisionAtRecallLoss,  # noqa: F401
                           RecallAtPrecisionLoss, ROCAUCLoss)

@@ -9,6 +9,8 @@ time, and every other key goes to that class::
     solver='dual_ascent'  PersistentDualLoss   (learn_scale, eta_mu)
     solver='dataset'      DatasetDualLoss      (eta_mu, mu_max; the
                                                 dataset-level Lagrangian)
+    solver='ratio'        DatasetRatioLoss     (gamma_min; the dataset-
+                                                level bound, running ratio)
 
 The forms can also be named directly in a config (``type='ExactLPLoss',
 metric='iou'``). An option that the chosen form does not take is an error
@@ -21,6 +23,7 @@ import inspect
 from mmseg.registry import MODELS
 
 from .dataset_dual_loss import DatasetDualLoss
+from .dataset_ratio_loss import DatasetRatioLoss
 from .exact_lp_loss import ExactLPLoss
 from .hinge_bound_loss import HingeBoundLoss
 from .persistent_dual_loss import PersistentDualLoss
@@ -30,7 +33,8 @@ __all__ = ['DualIoULoss', 'DualFbetaLoss', 'FORMS', 'resolve_form']
 
 #: solver -> the class of that form
 FORMS = dict(direct=HingeBoundLoss, exact=ExactLPLoss,
-             dual_ascent=PersistentDualLoss, dataset=DatasetDualLoss)
+             dual_ascent=PersistentDualLoss, dataset=DatasetDualLoss,
+             ratio=DatasetRatioLoss)
 
 
 def _options(cls: type) -> set:
@@ -68,8 +72,9 @@ def DualIoULoss(solver: str = 'direct', loss_name: str = 'loss_dual_iou',
     Args:
         solver (str): ``'direct'`` (default, :class:`HingeBoundLoss`),
             ``'exact'`` (:class:`ExactLPLoss`), ``'dual_ascent'``
-            (:class:`PersistentDualLoss`) or ``'dataset'``
-            (:class:`DatasetDualLoss`).
+            (:class:`PersistentDualLoss`), ``'dataset'``
+            (:class:`DatasetDualLoss`) or ``'ratio'``
+            (:class:`DatasetRatioLoss`).
         loss_name (str): Default ``'loss_dual_iou'``.
         **options: Of the chosen class (and :class:`PixelMetricLoss`).
 

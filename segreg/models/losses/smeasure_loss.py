@@ -207,8 +207,8 @@ class SMeasureLoss(nn.Module):
     # -- forward --------------------------------------------------------------
     def image_scores(self, cls_score: Tensor) -> Tensor:
         """The auxiliary head's score of every image, shape (B,)."""
-        x = cls_score
-        x = F.adaptive_avg_pool2d(x.float(), self.pool_size).flatten(1)
+        x = F.adaptive_avg_pool2d(cls_score.float(),
+                                  self.pool_size).flatten(1)
         return self.score_head(x).squeeze(1)
 
     def estimated_num_positives(self) -> Tensor:

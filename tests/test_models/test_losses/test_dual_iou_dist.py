@@ -84,6 +84,9 @@ LOSSES = [
     # the dataset-level form: all-reduced sums and counts, the same share
     dict(type='DualIoULoss', num_classes=C, solver='dataset',
          sample_stride=1),
+    # the running ratio: all-reduced sums, the same running state
+    dict(type='DualIoULoss', num_classes=C, solver='ratio',
+         sample_stride=1),
     # the rate losses: all-reduced (T, K) rates
     dict(type='PrecisionAtRecallLoss', num_classes=C, target_classes=[0, 2],
          sample_stride=1),

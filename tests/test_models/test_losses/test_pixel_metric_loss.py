@@ -20,6 +20,7 @@ PIXEL_LOSSES = [
          num_classes=C),
     dict(type='DualIoULoss', solver='dual_ascent', num_classes=C),
     dict(type='DualIoULoss', solver='dataset', num_classes=C),
+    dict(type='DualIoULoss', solver='ratio', num_classes=C),
     dict(type='PrecisionAtRecallLoss', target_classes=[1], num_classes=C),
     dict(type='RecallAtPrecisionLoss', target_classes=[0, 2]),
     dict(type='ROCAUCLoss', target_classes=[3], num_anchors=3),
