@@ -73,6 +73,7 @@ def known_arms(dataset: str) -> Dict[str, str]:
                     ('lovasz', 'lovasz_'), ('jml', 'jml_'),
                     ('jml_mix', 'jml-mix_'), ('dice', 'dice_'),
                     ('dual_iou_dataset', 'dualreg-iou-dataset_'),
+                    ('dual_iou_ratio', 'dualreg-iou-ratio_'),
                     ('dual_iou_dataset_eta0025',
                      'dualreg-iou-dataset-eta0025_'),
                     ('dual_iou_dataset_mumax2',
