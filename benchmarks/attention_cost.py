@@ -83,7 +83,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                                              'attention_cost.json'),
                    help='JSON output path')
     p.add_argument('--seed', type=int, default=0)
-    return p.parse_args(argv)
+    p.add_argument('--quick', action='store_true',
+                   help='a smoke run: 1 timed call per cell, 1k and 2k '
+                   'tokens unless --tokens is given')
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeats = 1
+        args.tokens = args.tokens or DEFAULT_TOKENS[:2]
+    return args
 
 
 def _sync(device: torch.device) -> None:

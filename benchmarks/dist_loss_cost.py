@@ -16,9 +16,9 @@ Every rank builds the same losses (``--losses``; the segreg forms through
 ``mmseg.registry.MODELS.build(dict(type='DualIoULoss', solver=...,
 sample_stride=...))``, the soft-set anchors as ``JaccardMetricLoss`` /
 ``MaskedDiceLoss``) and its own local batch ``--shape B C H W`` (the per-GPU
-batch): rank-seeded random logits (``randn + --logit-signal *
-onehot(label)``, requires grad) and blob or uniform labels with
-``--ignore-frac`` ignore pixels (``make_inputs`` of benchmarks/loss_cost.py).
+batch): rank-seeded Voronoi label maps with ``--ignore-frac`` ignore pixels
+and a segmentation model's logits (requires grad; ``make_batch`` of
+benchmarks/common.py).
 
 **Bytes.** On every rank the collectives of ``torch.distributed``
 (``all_reduce``, ``all_gather``, ``all_gather_into_tensor``, ``broadcast``,
@@ -258,12 +258,13 @@ def _call(mod: torch.nn.Module, logits: torch.Tensor,
 def _inputs(args: argparse.Namespace, batch: int, rank: int, world: int,
             tag: int) -> tuple:
     """Rank-seeded ``(logits, labels)`` of local batch ``batch``."""
-    from loss_cost import make_inputs
+    from common import make_batch
     B, C, H, W = args.shape
     seed = args.seed + 1000 * rank + 100_000 * world + 10_000_000 * tag
-    return make_inputs((batch, C, H, W), 'cpu', 'float32',
-                       args.classes_per_image, args.ignore_frac, seed,
-                       args.labels, args.logit_signal)
+    logits, labels = make_batch((batch, C, H, W), seed,
+                                args.classes_per_image,
+                                ignore_frac=args.ignore_frac)
+    return logits.requires_grad_(), labels
 
 
 def _measure_world(args: argparse.Namespace, rank: int, world: int,
@@ -512,10 +513,9 @@ def parse_args(
     p.add_argument('--count-batches', nargs='*', type=int, default=None,
                    help='local batch sizes at which the bytes are also '
                    'counted, not timed (default: 2 B; none: empty)')
-    p.add_argument('--labels', default='blob', choices=['blob', 'uniform'])
-    p.add_argument('--classes-per-image', type=int, default=12)
+    p.add_argument('--classes-per-image', type=int, default=12,
+                   help='classes drawn per image (benchmarks/common.py)')
     p.add_argument('--ignore-frac', type=float, default=0.05)
-    p.add_argument('--logit-signal', type=float, default=2.0)
     p.add_argument('--threads', type=int,
                    default=int(os.environ.get('OMP_NUM_THREADS', '1')),
                    help='torch threads per rank (default $OMP_NUM_THREADS '
@@ -528,6 +528,8 @@ def parse_args(
     p.add_argument('--timeout', type=float, default=300.0,
                    help='seconds a collective may wait (gloo timeout)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--quick', action='store_true',
+                   help='2 reps after 1 warm-up (shape and worlds as given)')
     p.add_argument('--dry-run', action='store_true',
                    help='tiny: shape 1 4 8 8, worlds 1 2, 2 reps, 1 warmup '
                    '(explicit --shape / --worlds still win)')
@@ -537,15 +539,16 @@ def parse_args(
     args = p.parse_args(argv)
     given = set(a.split('=')[0] for a in (argv if argv is not None
                                           else sys.argv[1:]))
+    if args.quick or args.dry_run:
+        if '--reps' not in given:
+            args.reps = 2
+        if '--warmup' not in given:
+            args.warmup = 1
     if args.dry_run:
         if '--shape' not in given:
             args.shape = [1, 4, 8, 8]
         if '--worlds' not in given:
             args.worlds = [1, 2]
-        if '--reps' not in given:
-            args.reps = 2
-        if '--warmup' not in given:
-            args.warmup = 1
     if args.count_batches is None:
         args.count_batches = [2 * args.shape[0]]
     args.count_batches = [b for b in dict.fromkeys(args.count_batches)
@@ -596,7 +599,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     models = {n: growth_model({w: res[w][n] for w in res}, B)
               for n in args.losses}
     print(f'\nper-rank loss forward+backward, local batch {B}x{C}x{H}x{W} '
-          f'({args.labels} labels, CPU gloo, {args.threads} thread(s) per '
+          f'(Voronoi labels, CPU gloo, {args.threads} thread(s) per '
           f'rank, {os.cpu_count()} cores, {args.reps} interleaved reps, '
           'median of the slowest rank)\n')
     print('| loss | world | per-rank ms | x world-1 ms | bytes/step/rank '
@@ -641,9 +644,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         json.dump(dict(
             shape=args.shape, worlds=args.worlds, losses=args.losses,
             loss_cfgs={n: LOSS_CFGS[n] for n in args.losses},
-            reps=args.reps, warmup=args.warmup, labels=args.labels,
+            reps=args.reps, warmup=args.warmup, labels='voronoi',
             classes_per_image=args.classes_per_image,
-            ignore_frac=args.ignore_frac, logit_signal=args.logit_signal,
+            ignore_frac=args.ignore_frac,
             count_batches=args.count_batches, seed=args.seed,
             start_method=args.start_method, world1='no process group',
             torch=torch.__version__, threads_per_rank=args.threads,
