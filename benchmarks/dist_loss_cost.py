@@ -99,7 +99,7 @@ for _p in (REPO, osp.join(REPO, 'benchmarks')):
 LOSS_CFGS: Dict[str, dict] = {
     **{f'{solver}_s{k}': dict(type='DualIoULoss', solver=solver,
                               sample_stride=k)
-       for solver in ('direct', 'exact', 'dual_ascent', 'dataset')
+       for solver in ('direct', 'exact', 'dual_ascent', 'dataset', 'ratio')
        for k in (1, 4)},
     **{f'jml_s{k}': dict(type='JaccardMetricLoss', sample_stride=k)
        for k in (1, 4)},
@@ -107,7 +107,7 @@ LOSS_CFGS: Dict[str, dict] = {
        for k in (1, 4)},
 }
 DEFAULT_LOSSES = ['direct_s1', 'direct_s4', 'exact_s1', 'dual_ascent_s1',
-                  'dataset_s1', 'jml_s1']
+                  'dataset_s1', 'ratio_s1', 'jml_s1']
 #: ranks of the growth model's extrapolation
 EXTRAPOLATE_TO = (64, 512)
 #: collectives wrapped when they exist in torch.distributed

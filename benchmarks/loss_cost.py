@@ -23,6 +23,7 @@ Arms (``--arms``; CE is always timed):
     exact_s1        DualIoULoss(solver='exact', sample_stride=1)
     dual_ascent_s1  DualIoULoss(solver='dual_ascent', sample_stride=1)
     dataset_s1      DualIoULoss(solver='dataset', sample_stride=1)
+    ratio_s1        DualIoULoss(solver='ratio', sample_stride=1)
     jml             JaccardMetricLoss (every pixel)
     ce_jml          0.25 CE + 0.75 JML (Wang & Blaschko's mix)
     lovasz          mmseg's LovaszLoss as configs/dualreg/lovasz_* use it
@@ -90,6 +91,7 @@ LOSS_CFGS: Dict[str, dict] = {
                            sample_stride=1),
     'dataset_s1': dict(type='DualIoULoss', solver='dataset',
                        sample_stride=1),
+    'ratio_s1': dict(type='DualIoULoss', solver='ratio', sample_stride=1),
     'jml': dict(type='JaccardMetricLoss'),
     'lovasz': dict(type='LovaszLoss', loss_type='multi_class',
                    classes='present', per_image=False, reduction='none'),
@@ -105,6 +107,7 @@ LABELS: Dict[str, str] = {
     'exact_s1': "DualIoU solver='exact', every pixel",
     'dual_ascent_s1': "DualIoU solver='dual_ascent', every pixel",
     'dataset_s1': "DualIoU solver='dataset', every pixel",
+    'ratio_s1': "DualIoU solver='ratio', every pixel",
     'jml': 'JML (Jaccard metric loss)',
     'ce_jml': '0.25 CE + 0.75 JML',
     'lovasz': 'Lovasz-Softmax (mmseg)',
