@@ -4,8 +4,9 @@ default_scope = 'mmseg'
 custom_imports = dict(imports=['segreg'], allow_failed_imports=False)
 # mmengine's Runner plus crash-safe checkpoints (default_hooks.checkpoint of
 # type CheckpointHook runs as SafeCheckpointHook), exact --resume (seeded
-# augmentation with SeededInfiniteSampler, per-iteration seeding) and bad
-# images / labels named at load time; docs/reliability.md.
+# augmentation with SeededInfiniteSampler, per-iteration seeding), bad
+# images / labels named at load time and a checkpoint-and-stop on SIGTERM /
+# SIGUSR1 (PreemptionHook, exit status 75); docs/reliability.md.
 runner_type = 'SegregRunner'
 # True: a bad image or label is skipped (the next sample is used) and the
 # count is logged at the end instead of stopping the run with its name.

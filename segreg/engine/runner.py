@@ -1,10 +1,10 @@
 """``SegregRunner``: mmengine's Runner with crash-safe checkpoints, exact
-resume and bad data named at load time.
+resume, bad data named at load time and clean stops on SIGTERM / SIGUSR1.
 
 Selected by ``runner_type = 'SegregRunner'`` in
 configs/_base_/default_runtime.py (tools/train.py and tools/test.py, like
 mmseg's, build ``RUNNERS.build(cfg)`` when a config has ``runner_type``).
-Against mmengine's ``Runner`` it changes four things, each small:
+Against mmengine's ``Runner`` it changes five things, each small:
 
 * ``default_hooks.checkpoint`` of type ``CheckpointHook`` becomes
   :class:`~segreg.engine.hooks.SafeCheckpointHook` (same options: atomic
@@ -12,6 +12,12 @@ Against mmengine's ``Runner`` it changes four things, each small:
 * :class:`~segreg.engine.hooks.IterSeedHook` is registered (per-iteration
   seeding of the training step), and :class:`BadSampleHook` when
   ``skip_bad_samples=True``;
+* :class:`~segreg.engine.hooks.PreemptionHook` is registered, and
+  :meth:`SegregRunner.train` installs its SIGTERM / SIGUSR1 handlers for the
+  whole of training (before the DataLoader workers start): a signal ends
+  training after the current iteration with a checkpoint, every rank at the
+  same iteration; :attr:`SegregRunner.preempted_by` then names the signal;
+  DataLoader workers ignore these signals (the main process stops them);
 * every dataset it builds is wrapped in
   :class:`~segreg.datasets.GuardedDataset` (per-sample seeded augmentation
   with ``SeededInfiniteSampler``; a bad image or label raises a one-line
@@ -27,6 +33,7 @@ docs/reliability.md for what is guaranteed.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Dict, Optional, Union
 
 from mmengine.hooks import CheckpointHook, Hook
@@ -35,6 +42,8 @@ from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
 from segreg.datasets.guarded_dataset import GuardedDataset
+from segreg.engine.hooks.preemption_hook import (PreemptionHook, StopTraining,
+                                                 ignore_signals_in_worker)
 from segreg.utils.checkpoint import find_resumable_checkpoint
 
 
@@ -52,6 +61,49 @@ class SegregRunner(Runner):
         self._config_file = getattr(cfg, 'filename', None)
         super().__init__(*args, **kwargs)
 
+    # ------------------------------------------------------------ training
+    @property
+    def preempted_by(self) -> Optional[str]:
+        """The signal that stopped training early (e.g. ``'SIGTERM'``), or
+        None when training ran to ``max_iters`` (or has not run)."""
+        return self._preemption.stopped_by
+
+    def train(self):
+        """``Runner.train``, ended early and cleanly by a signal.
+
+        The handlers are installed before the training DataLoader starts its
+        workers (they inherit them and ignore the signal) and restored at
+        the end. When :class:`PreemptionHook` stops training (checkpoint
+        written), the ``after_train`` and ``after_run`` hooks run as at a
+        normal end and the model is returned; see :attr:`preempted_by`.
+        """
+        self._preemption.install()
+        try:
+            return super().train()
+        except StopTraining:
+            self.call_hook('after_train')
+            self.call_hook('after_run')
+            return self.model
+        finally:
+            self._stop_train_workers()
+            self._preemption.restore()
+
+    def _stop_train_workers(self) -> None:
+        """End the training DataLoader's worker processes now.
+
+        Written by hand on purpose: mmengine keeps the loop's infinite
+        iterator (and its workers) until the runner is garbage-collected,
+        often only at interpreter exit, where multiprocessing SIGTERMs and
+        joins them; the workers ignore SIGTERM during training (see
+        ``ignore_signals_in_worker``), so they are shut down here, the way
+        the iterator's own destructor does it.
+        """
+        iterator = getattr(getattr(self._train_loop, 'dataloader_iterator',
+                                   None), '_iterator', None)
+        shutdown = getattr(iterator, '_shutdown_workers', None)
+        if shutdown is not None:
+            shutdown()
+
     # ------------------------------------------------------------ hooks
     def register_default_hooks(
             self,
@@ -67,12 +119,15 @@ class SegregRunner(Runner):
             hooks['checkpoint'] = dict(ckpt, type=SafeCheckpointHook)
         super().register_default_hooks(hooks)
         self.register_hook(IterSeedHook())
+        self._preemption = PreemptionHook()
+        self.register_hook(self._preemption)
         if self._skip_bad_samples:
             self.register_hook(BadSampleHook())
 
     # ------------------------------------------------------------ data
     def build_dataloader(self, dataloader, seed=None, diff_rank_seed=False):
-        """``Runner.build_dataloader`` with the dataset in a GuardedDataset.
+        """``Runner.build_dataloader`` with the dataset in a GuardedDataset
+        and workers that ignore the pre-emption signals.
 
         (An instance method here, unlike mmengine's static one: the wrapper
         needs the config's ``skip_bad_samples`` and file name.)
@@ -90,8 +145,18 @@ class SegregRunner(Runner):
             dataloader['dataset'] = GuardedDataset(
                 dataset, config=self._config_file, offer_skip=is_train,
                 skip_bad=self._skip_bad_samples and is_train)
-        return Runner.build_dataloader(dataloader, seed=seed,
-                                       diff_rank_seed=diff_rank_seed)
+        loader = Runner.build_dataloader(dataloader, seed=seed,
+                                         diff_rank_seed=diff_rank_seed)
+        preemption = getattr(self, '_preemption', None)
+        if preemption is not None and preemption.installed and \
+                getattr(loader, 'num_workers', 0) > 0:
+            # during training: a worker killed by a pre-emption signal sent
+            # to every process would fail the batch the main process awaits
+            loader.worker_init_fn = functools.partial(
+                ignore_signals_in_worker,
+                tuple(int(s) for s in preemption.signals),
+                loader.worker_init_fn)
+        return loader
 
     # ------------------------------------------------------------ resume
     def load_or_resume(self) -> None:
