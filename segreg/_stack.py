@@ -11,7 +11,10 @@ environment usually holds one of them already:
   and ``mmsegmentation`` 1.2.x, with a torch that those builds support.
 
 :func:`check_stack` turns a missing or broken stack into one ImportError
-that says which distributions work and how to install them.
+that says which distributions work and how to install them; an mmcv
+without compiled ops for the installed torch (upstream mmcv-lite, or a
+build for another torch: ``No module named 'mmcv._ext'`` when mmseg's
+datasets or models are imported) gets a two-line :data:`MMCV_OPS_HELP`.
 
 Importing the fork prints ``Could not import OneDL`` (twice, with
 ``print``) and mmcv warns that ``MultiScaleDeformableAttention`` is missing
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import sys
 import warnings
 from typing import Iterator
@@ -45,17 +49,45 @@ STACK_HELP = (
     "Do not install both families: they write the same modules.")
 
 
+#: Upstream mmseg imports mmcv's compiled ops; two lines, formatted with
+#: ``module``, ``error`` (the import error's first line) and ``torch``.
+MMCV_OPS_HELP = (
+    "{module} needs mmcv's compiled ops, which this mmcv lacks ({error}).\n"
+    "Upstream mmsegmentation needs a compiled mmcv>=2.0,<2.2 (not mmcv-lite) "
+    "built for the installed torch {torch}; or install segreg's [onedl] "
+    "extra instead: pip install -c constraints.txt -e '.[onedl]'")
+
+#: The modules segreg imports, in import order.
+STACK_MODULES = ('mmengine', 'mmcv', 'mmseg', 'mmseg.datasets',
+                 'mmseg.models')
+
+
+def _missing_mmcv_ops(exc: BaseException) -> bool:
+    text = str(exc)
+    return getattr(exc, 'name', None) == 'mmcv._ext' or \
+        'mmcv._ext' in text or re.search(r'mmcv/_ext[\w.-]*\.so', text) \
+        is not None
+
+
 def check_stack() -> None:
-    """Import mmengine, mmcv and mmseg or raise one explanatory ImportError.
+    """Import the stack (:data:`STACK_MODULES`) or raise one ImportError.
 
     Raises:
         ImportError: A module is missing or fails to import (the message
-            names it, the original error is chained).
+            names it, the original error is chained): mmcv without
+            compiled ops in two lines (:data:`MMCV_OPS_HELP`), anything
+            else with :data:`STACK_HELP`.
     """
-    for module in ('mmengine', 'mmcv', 'mmseg'):
+    for module in STACK_MODULES:
         try:
             __import__(module)
         except Exception as exc:  # an assertion on versions, a missing .so
+            if _missing_mmcv_ops(exc):
+                import torch
+                error = (str(exc).strip().splitlines() or [''])[0]
+                raise ImportError(MMCV_OPS_HELP.format(
+                    module=module, error=error,
+                    torch=torch.__version__)) from exc
             raise ImportError(f'{module} could not be imported '
                               f'({type(exc).__name__}: {exc}).\n'
                               f'{STACK_HELP}') from exc
