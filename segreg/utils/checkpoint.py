@@ -1,4 +1,5 @@
-"""Checkpoint files: safe loading, atomic writing, finding one to resume.
+"""Checkpoint files: safe loading, atomic writing, finding one to resume,
+pretrained weights present before training starts.
 
 Checking that a checkpoint belongs to a model before loading it:
 
@@ -14,7 +15,7 @@ import glob
 import os
 import os.path as osp
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -196,3 +197,152 @@ def check_checkpoint_compatible(model: nn.Module, path: str,
     lines.append('Was it trained with another config (model, num_classes)? '
                  'Pass the config the checkpoint was trained with.')
     raise CheckpointMismatchError('\n'.join(lines))
+
+
+# ---------------------------------------------------------------------------
+# pretrained backbone weights (model.pretrained, init_cfg=Pretrained)
+# ---------------------------------------------------------------------------
+class PretrainedWeightsError(RuntimeError):
+    """Pretrained weights named by the config cannot be found or fetched."""
+
+
+def pretrained_sources(model_cfg: Any, prefix: str = 'model') -> List[
+        Tuple[str, str]]:
+    """``(config key, checkpoint name)`` of every pretrained-weights source.
+
+    The keys mmseg reads: ``pretrained`` (``model.pretrained`` of the
+    COCO-Stuff configs, moved to the backbone by ``EncoderDecoder``) and
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)`` at any depth.
+    """
+    found: List[Tuple[str, str]] = []
+    if isinstance(model_cfg, dict):
+        if model_cfg.get('type') == 'Pretrained' and \
+                isinstance(model_cfg.get('checkpoint'), str):
+            found.append((f'{prefix}.checkpoint', model_cfg['checkpoint']))
+        for key, value in model_cfg.items():
+            if key == 'pretrained' and isinstance(value, str):
+                found.append((f'{prefix}.pretrained', value))
+            elif isinstance(value, (dict, list, tuple)):
+                found += pretrained_sources(value, f'{prefix}.{key}')
+    elif isinstance(model_cfg, (list, tuple)):
+        for i, value in enumerate(model_cfg):
+            found += pretrained_sources(value, f'{prefix}.{i}')
+    return found
+
+
+def weights_location(name: str) -> Tuple[Optional[str], str]:
+    """``(url, local file)`` of a checkpoint name as mmengine loads it.
+
+    ``open-mmlab://`` / ``openmmlab://``, ``torchvision://``, ``mmcls://``
+    and ``http(s)://`` names are resolved with mmengine's own tables to the
+    URL and the file in torch's hub cache (``$TORCH_HOME/hub/checkpoints``)
+    that mmengine downloads it to; any other name is a local path (url
+    None).
+
+    Raises:
+        PretrainedWeightsError: A name that mmengine's tables do not know.
+    """
+    from urllib.parse import urlparse
+
+    from mmengine.runner import checkpoint as mmckpt
+    url = None
+    if name.startswith(('open-mmlab://', 'openmmlab://')):
+        key = name.split('://', 1)[1]
+        key = mmckpt.get_deprecated_model_names().get(key, key)
+        url = mmckpt.get_external_models().get(key)
+        if url is not None and not url.startswith(('http://', 'https://')):
+            return None, osp.join(mmckpt._get_mmengine_home(), url)
+    elif name.startswith(('torchvision://', 'modelzoo://')):
+        url = mmckpt.get_torchvision_models().get(name.split('://', 1)[1])
+    elif name.startswith('mmcls://'):
+        url = mmckpt.get_mmcls_models().get(name.split('://', 1)[1])
+    elif name.startswith(('http://', 'https://')):
+        url = name
+    else:
+        return None, osp.expanduser(name)
+    if url is None:
+        raise PretrainedWeightsError(
+            f'{name!r} is not a checkpoint name mmengine knows')
+    cached = osp.join(torch.hub.get_dir(), 'checkpoints',
+                      osp.basename(urlparse(url).path))
+    return url, cached
+
+
+def ensure_pretrained_weights(cfg: Any, download: bool = True) -> List[str]:
+    """Make sure every pretrained checkpoint of ``cfg.model`` is on disk.
+
+    A remote checkpoint (``open-mmlab://resnet50_v1c``, a URL) that is not
+    in torch's hub cache yet is downloaded there now, where mmengine will
+    find it when it initialises the model; before any data is loaded, and
+    with one line instead of a urllib traceback when it fails (no network,
+    a proxy, a firewall).
+
+    Args:
+        cfg: The config.
+        download: False: do not fetch missing remote files (the processes of
+            a node other than its first: mmengine's rank-0-first download
+            serves them later).
+
+    Returns:
+        The files checked (local paths).
+
+    Raises:
+        PretrainedWeightsError: In one line: the file and URL needed, the
+            ``--cfg-options`` key that points to a local copy, and the cache
+            file that mmengine would read.
+    """
+    checked = []
+    for key, name in pretrained_sources(cfg.get('model')):
+        try:
+            url, path = weights_location(name)
+        except PretrainedWeightsError as exc:
+            raise PretrainedWeightsError(f'{key}: {exc}') from None
+        if osp.isfile(path):
+            checked.append(path)
+            continue
+        if url is None:
+            raise PretrainedWeightsError(
+                f'pretrained weights {key} = {name!r}: the file does not '
+                f'exist')
+        if not download:
+            continue
+        from mmengine.logging import print_log
+        print_log(f'downloading {url} to {path}', logger='current')
+        try:
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            torch.hub.download_url_to_file(url, path, progress=False)
+        except Exception as exc:  # urllib, ssl, socket, http errors
+            reason = getattr(exc, 'reason', None) or exc
+            reason = ' '.join(str(reason).split()) or type(exc).__name__
+            file = osp.basename(path)
+            raise PretrainedWeightsError(
+                f'cannot download the pretrained weights {name} ({url}: '
+                f'{reason}); fetch {file} where there is a network and pass '
+                f'--cfg-options {key}=/path/to/{file}, or put it at {path}'
+            ) from exc
+        checked.append(path)
+    return checked
+
+
+def drop_pretrained(cfg: Any) -> List[str]:
+    """Remove every pretrained source from ``cfg.model`` (in place).
+
+    A resumed run replaces all weights with the checkpoint's, so it needs
+    neither the file nor a network. Returns the keys set to None.
+    """
+    dropped = []
+    for key, _ in pretrained_sources(cfg.get('model')):
+        parts = key.split('.')[1:]  # below 'model'
+        if parts[-1] == 'checkpoint':  # an init_cfg of type Pretrained
+            parts = parts[:-1]
+        node = cfg.model
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, (list, tuple)) \
+                else node[part]
+        last = parts[-1]
+        if isinstance(node, (list, tuple)):
+            node[int(last)] = None
+        else:
+            node[last] = None
+        dropped.append('.'.join(['model'] + parts))
+    return dropped
