@@ -29,6 +29,12 @@ is excluded from every mean; a class predicted but absent from the ground
 truth scores 0 in every metric (mmseg's mFscore/mAcc drop it instead).
 
 The test set is the config's test_dataloader.
+
+Exit status: 0 evaluated; 2 a mistake found before evaluating (config:
+unknown --cfg-options key or registry type, invalid loss option, num_classes
+of a loss and its head disagree; missing dataset or checkpoint, a checkpoint
+of another model, a bad image or label, an mmcv without compiled ops), in
+one line (--debug or SEGREG_DEBUG=1: with the traceback); 1 anything else.
 """
 from __future__ import annotations
 
@@ -39,6 +45,10 @@ import shlex
 import sys
 
 from mmengine.config import Config, DictAction
+
+# albumentations (imported by segreg's transforms) asks PyPI for a newer
+# version at import: a warning, or a timeout, on nodes without a network
+os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,6 +86,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher: none (one process), pytorch (torchrun) or slurm')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the full traceback of an error that is otherwise reported '
+        'in one line (also: environment variable SEGREG_DEBUG=1)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -102,6 +117,10 @@ def build_cfg(args: argparse.Namespace, argv=None) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     merge_cfg_options(cfg, args.cfg_options, args.allow_new_keys)
+    if any(k.startswith('custom_imports') for k in args.cfg_options or {}):
+        # Config.fromfile imported the file's custom_imports only
+        from mmengine.utils import import_modules_from_strings
+        import_modules_from_strings(**cfg.custom_imports)
     out = args.out or default_out(args)
     cfg.work_dir = args.work_dir or out
     cfg.load_from = args.checkpoint
@@ -176,7 +195,18 @@ def _progress_hook():
     return TestProgressHook()
 
 
-def _run_guarded(func) -> bool:
+def _fail(exc: BaseException, debug: bool, message=None) -> int:
+    """``error: <message>`` on stderr (after the traceback with ``debug``);
+    returns the exit status 2."""
+    if debug:
+        import traceback
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    print(f'error: {message if message is not None else exc}',
+          file=sys.stderr)
+    return 2
+
+
+def _run_guarded(func, debug: bool = False) -> bool:
     """Run ``func()``; False after printing a bad sample's one-line error.
 
     The process group is destroyed afterwards (every torchrun rank exits
@@ -189,7 +219,7 @@ def _run_guarded(func) -> bool:
         func()
         done = True
     except BadSampleError as exc:
-        print(f'error: {exc.line}', file=sys.stderr)
+        _fail(exc, debug, exc.line)
     finally:
         teardown_process_group(barrier=done)
     return done
@@ -197,33 +227,44 @@ def _run_guarded(func) -> bool:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import segreg  # noqa: F401  (registers SegregIoUMetric and models)
+    debug = bool(args.debug) or \
+        os.environ.get('SEGREG_DEBUG', '') not in ('', '0')
+    try:
+        import segreg  # noqa: F401  (registers SegregIoUMetric and models)
+    except ImportError as exc:  # the stack (segreg/_stack.py)
+        return _fail(exc, debug)
     from mmengine.dist import is_main_process
     from mmengine.runner import Runner
     from mmseg.registry import RUNNERS
 
     from segreg.evaluation import format_table
+    from segreg.utils.config import check_model_cfg, explain_registry_error
     from segreg.utils.dist import init_cpu_process_group
     from segreg.utils import (CheckpointMismatchError, ConfigError,
                               DataRootError, check_checkpoint_compatible,
                               check_data_roots)
     try:
         cfg = build_cfg(args, argv)
+        check_model_cfg(cfg)  # before any data is read
         check_data_roots(cfg, ('test_dataloader', ))
     except (ConfigError, DataRootError, FileNotFoundError, ValueError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
+        return _fail(exc, debug)
     init_cpu_process_group(args.launcher)
-    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
-              RUNNERS.build(cfg))
+    try:
+        runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
+                  RUNNERS.build(cfg))
+    except KeyError as exc:  # e.g. an unknown hook or metric type
+        why = explain_registry_error(exc, cfg)
+        if why is None:
+            raise
+        return _fail(exc, debug, why)
     try:
         check_checkpoint_compatible(runner.model, args.checkpoint)
     except (CheckpointMismatchError, FileNotFoundError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
+        return _fail(exc, debug)
     runner.register_hook(_progress_hook())
     main_process = is_main_process()  # before the process group is gone
-    if not _run_guarded(runner.test):
+    if not _run_guarded(runner.test, debug):
         return 2
     if main_process:
         out = runner.test_evaluator.metrics[0].out_dir
@@ -237,5 +278,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    from segreg.utils.dist import exit_process
-    exit_process(main())
+    status = main()
+    try:
+        from segreg.utils.dist import exit_process
+    except ImportError:  # the stack itself is broken (main reported it)
+        sys.exit(status)
+    exit_process(status)
