@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -82,3 +84,46 @@ def test_exit_process_flushes_and_keeps_the_status(tmp_path, world_size):
     assert proc.stdout == 'stdout kept'
     assert proc.stderr.endswith('stderr kept')
     assert 'record kept' in log_file.read_text()
+
+
+# A stand-in for `python -m torch.distributed.run ...` (given as PYTHON):
+# two "ranks" (its children) that wait for SIGTERM / SIGUSR1, then stop as
+# pre-empted ranks under torchrun do: status 0, 75 in $SEGREG_STATUS_FILE.
+FAKE_TORCHRUN = r'''#!/usr/bin/env bash
+[ "$1 $2" = "-m torch.distributed.run" ] || exit 3
+for r in 0 1; do
+  (
+    trap "echo $r >> '$LOG/stopped'; echo 75 > '$SEGREG_STATUS_FILE'; exit 0" \
+      TERM USR1
+    touch "$LOG/ready$r"
+    while :; do sleep 0.05; done
+  ) &
+done
+wait
+'''
+
+
+@pytest.mark.parametrize('sig', ['TERM', 'USR1'])
+def test_dist_train_passes_signals_to_the_ranks_and_exits_75(tmp_path, sig):
+    """SIGTERM / SIGUSR1 to dist_train.sh goes to every rank (torchrun's
+    children), not to torchrun; the ranks stop and exit 0, and the script
+    exits 75 (the status they recorded)."""
+    log = tmp_path / 'log'
+    log.mkdir()
+    fake = tmp_path / 'python'
+    fake.write_text(FAKE_TORCHRUN.replace('$LOG', str(log)))
+    fake.chmod(0o755)
+    env = dict(os.environ, PYTHON=str(fake))
+    proc = subprocess.Popen(
+        ['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), DEMO_CONFIG,
+         '2'], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not ((log / 'ready0').exists() and (log / 'ready1').exists()) \
+            and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(getattr(signal, f'SIG{sig}'))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err
+    assert sorted((log / 'stopped').read_text().split()) == ['0', '1']
+    assert '--resume' in err
