@@ -146,6 +146,41 @@ def test_bad_input_gives_clear_errors(checkpoint, tmp_path, tools_on_path,
     assert rc == 2 and 'missing.pth' in err
 
 
+def test_model_config_mistake_is_one_line(checkpoint, tmp_path,
+                                          tools_on_path, capsys, monkeypatch,
+                                          demo_cfg_options):
+    """As in tools/train.py: checked before the runner and the data."""
+    from segreg.engine.runner import SegregRunner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('the runner was built: the check came too late')
+    monkeypatch.setattr(SegregRunner, '__init__', refuse)
+    rc = _test([DEMO_CONFIG, checkpoint, '--out', str(tmp_path / 'o'),
+                '--cfg-options', *demo_cfg_options(2, 2),
+                'model.decode_head.type=DepthwiseSeparableASPPHed'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(
+        "error: model.decode_head.type = 'DepthwiseSeparableASPPHed' is not "
+        'a registered model type (did you mean DepthwiseSeparableASPPHead'), \
+        err
+
+
+def test_mmcv_without_compiled_ops_is_named_in_two_lines(checkpoint,
+                                                         tmp_path):
+    import test_train  # the sitecustomize that hides mmcv's compiled ops
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'),
+         DEMO_CONFIG, checkpoint, '--out', str(tmp_path / 'o')],
+        cwd=REPO_ROOT, env=test_train.no_mmcv_ops_env(tmp_path),
+        capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 2, proc.stderr[-3000:]
+    assert lines[0].startswith('error: mmseg.datasets needs mmcv')
+    assert "No module named 'mmcv._ext'" in lines[0]
+    assert "'.[onedl]'" in lines[1]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
