@@ -122,19 +122,19 @@ def test_sigterm_in_validation_to_all_processes_then_resume_is_exact(
 
 
 @pytest.mark.slow
-def test_sigusr1_to_one_rank_of_two_stops_both_then_resume_is_exact(
+def test_sigterm_to_one_rank_of_two_stops_both_then_resume_is_exact(
         tmp_path, demo_cfg_options):
-    """torchrun with 2 CPU processes: SIGUSR1 reaches rank 1 only, during
+    """torchrun with 2 CPU processes: SIGTERM reaches rank 1 only, during
     iteration 5. Both ranks stop after iteration 5 (an all-reduced flag),
     one checkpoint is written, the ranks exit cleanly and dist_train.sh
     exits 75; the resumed run equals the uninterrupted one."""
     opts = options(demo_cfg_options, workers=0)
     full, cut = str(tmp_path / 'full'), str(tmp_path / 'cut')
     _ok(dist_train(full, opts))
-    proc = dist_train(cut, opts, 'at=train:5,signal=SIGUSR1,to=self,rank=1')
+    proc = dist_train(cut, opts, 'at=train:5,signal=SIGTERM,to=self,rank=1')
     _ok(proc, PREEMPTED)
     log = proc.stdout + proc.stderr
-    assert 'SIGUSR1: training stopped after iteration 5 of 12' in log
+    assert 'SIGTERM: training stopped after iteration 5 of 12' in log
     assert checkpoint_iter(cut) == 5
     assert sorted(f for f in os.listdir(cut) if f.endswith('.pth')) == [
         'iter_4.pth', 'iter_5.pth']
