@@ -206,6 +206,12 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
              f'#SBATCH --ntasks-per-node={g}',
              f'#SBATCH --gres=gpu:{g}',
              '#SBATCH --cpus-per-task=5',
+             # pre-emption: SIGUSR1 5 minutes before the limit, a checkpoint
+             # (tools/train.py exits 75), then the task requeues itself and
+             # resumes (docs/reliability.md)
+             '#SBATCH --requeue',
+             '#SBATCH --signal=B:USR1@300',
+             '#SBATCH --open-mode=append',
              f'#SBATCH --output={args.work_root}/slurm-%A_%a.out']
     if args.partition:
         lines.append(f'#SBATCH --partition={args.partition}')
@@ -229,7 +235,25 @@ def print_commands(mode: str, jobs: List[Job], args, arms,
               'CFGOPT=(${CFGOPT[@]+"${CFGOPT[@]//"{seed}"/${SEEDS[$i]}}"})',
               f'srun python -u {script_path("train.py")} "${{CONFIGS[$i]}}" '
               '--work-dir "$W" --seed "${SEEDS[$i]}" $RESUME '
-              '--launcher slurm ${CFGOPT[@]+"${CFGOPT[@]}"}',
+              '--launcher slurm ${CFGOPT[@]+"${CFGOPT[@]}"} &',
+              # the batch shell gets SLURM's signal: pass it to the tasks,
+              # wait for their checkpoint, requeue on status 75
+              'STEP=$!; FORWARDED=""',
+              'forward() { kill -"$1" "$STEP" 2>/dev/null || true; '
+              'FORWARDED=1; }',
+              "trap 'forward USR1' USR1; trap 'forward TERM' TERM",
+              'rc=0; wait "$STEP" || rc=$?',
+              'while [ -n "$FORWARDED" ] && [ "$rc" -gt 128 ]; do '
+              'FORWARDED=""; again=0; wait "$STEP" || again=$?; '
+              '[ "$again" = 127 ] && break; rc=$again; done',
+              'trap - USR1 TERM',
+              'if [ "$rc" = 75 ]; then',
+              '  scontrol requeue '
+              '"${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}_$i" && exit 0',
+              '  echo "pre-empted; requeue refused: resubmit this array task'
+              ' (it resumes)" >&2; exit 75',
+              'fi',
+              '[ "$rc" = 0 ] || exit "$rc"',
               f'srun python -u {script_path("test.py")} "${{CONFIGS[$i]}}" '
               '"$(cat "$W/last_checkpoint")" --out "$W/eval" $SAVEPREDS '
               '--launcher slurm ${CFGOPT[@]+"${CFGOPT[@]}"}']

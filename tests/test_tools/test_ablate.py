@@ -42,17 +42,23 @@ def _prepare(root):
     (w / 'last_checkpoint').write_text(str(w / 'iter_4.pth'))
 
 
-def _run_slurm_task(tmp_path, script_text: str, task_id: int):
+def _run_slurm_task(tmp_path, script_text: str, task_id: int,
+                    train_status: int = 0):
     """Run one array task of a generated sbatch script with a fake
-    ``srun`` that echoes its arguments (``SRUN ...`` lines); exit 0
-    asserted."""
+    ``srun`` that echoes its arguments (``SRUN ...`` lines) and exits with
+    ``train_status`` for the training step, and a fake ``scontrol`` that
+    echoes too; exit 0 asserted."""
     script, fakebin = tmp_path / 'job.sbatch', tmp_path / 'bin'
     script.write_text(script_text)
-    fakebin.mkdir()
-    (fakebin / 'srun').write_text('#!/bin/sh\necho SRUN "$@"\n')
-    (fakebin / 'srun').chmod(0o755)
+    fakebin.mkdir(exist_ok=True)
+    (fakebin / 'srun').write_text(
+        '#!/bin/sh\necho SRUN "$@"\n'
+        f'case "$*" in *train.py*) exit {train_status};; esac\n')
+    (fakebin / 'scontrol').write_text('#!/bin/sh\necho SCONTROL "$@"\n')
+    for name in ('srun', 'scontrol'):
+        (fakebin / name).chmod(0o755)
     env = dict(os.environ, SLURM_ARRAY_TASK_ID=str(task_id),
-               PATH=f'{fakebin}:/usr/bin:/bin')
+               SLURM_ARRAY_JOB_ID='4242', PATH=f'{fakebin}:/usr/bin:/bin')
     proc = subprocess.run(['bash', str(script)], capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -301,6 +307,24 @@ def test_seed_placeholder_in_cfg_options(ablate, tmp_path, capsys):
     proc = _run_slurm_task(tmp_path, capsys.readouterr().out, 1)
     assert 'load_from=/ck/ce/seed3/iter_2000.pth' in proc.stdout
     assert '{seed}' not in proc.stdout
+
+
+def test_slurm_array_task_requeues_after_a_preemption(ablate, tmp_path,
+                                                      capsys):
+    """The array script asks for SIGUSR1 before the limit and requeue; a
+    training that exits 75 (checkpoint written) requeues its own task and
+    runs no evaluation."""
+    _prepare(tmp_path)
+    assert ablate.main(['--arms', *_arms(), '--seeds', '0', '1',
+                        '--work-root', str(tmp_path),
+                        '--print-commands', 'slurm']) == 0
+    out = capsys.readouterr().out
+    assert '#SBATCH --requeue' in out and '#SBATCH --signal=B:USR1@300' in out
+    proc = _run_slurm_task(tmp_path, out, 1, train_status=75)
+    assert 'SCONTROL requeue 4242_1' in proc.stdout
+    assert 'test.py' not in proc.stdout
+    done = _run_slurm_task(tmp_path, out, 1)
+    assert 'SCONTROL' not in done.stdout and 'test.py' in done.stdout
 
 
 def test_ranks_run_training_under_torchrun(ablate, tmp_path):
