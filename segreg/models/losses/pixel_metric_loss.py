@@ -16,6 +16,7 @@ from typing import Dict, NamedTuple, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from segreg.ops.soft_jaccard import strided_pixels
 from segreg.utils.dist import world_size
 
 __all__ = ['PixelMetricLoss', 'PixelBatch', 'ClassTerms', 'check_metric',
@@ -196,14 +197,9 @@ class PixelMetricLoss(nn.Module):
     def _subsample(self, x: Tensor, label: Tensor, weight: Optional[Tensor]):
         """Every ``s``-th pixel of both spatial dims at a random phase (from
         torch's global generator, which mmengine seeds), weighted ``s^2``."""
-        s = self.sample_stride
-        H, W = x.shape[-2:]
-        oy = int(torch.randint(min(s, H), ()).item()) if H else 0
-        ox = int(torch.randint(min(s, W), ()).item()) if W else 0
-        label = label[..., oy::s, ox::s]
-        weight = torch.full(label.shape, float(s * s), device=label.device) \
-            if weight is None else weight[..., oy::s, ox::s] * (s * s)
-        return x[..., oy::s, ox::s].contiguous(), label, weight
+        x, label, weight = strided_pixels(x, label, weight,
+                                          self.sample_stride)
+        return x.contiguous(), label, weight
 
     def _batch(self, x: Tensor, label: Tensor, weight: Optional[Tensor],
                ignore_index: int) -> PixelBatch:
