@@ -1,8 +1,6 @@
-"""segreg.ops.metric_terms and the class-wise rates against numpy loops."""
+"""segreg.ops.metric_terms and the class-wise rates against their definitions."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
 import torch
 
 from segreg.ops import (hinge_rates, persistent_dual_lagrangian,
