@@ -21,6 +21,7 @@ DEMO = 'deeplabv3plus_r18-tiny_1xb8-1k_demo-96x96.py'
 AERIAL = 'deeplabv3plus_r18-tiny_1xb8-1k_aerial-80x80.py'
 COLLAGE = 'deeplabv3plus_r18-tiny_1xb8-2k_collage-80x80.py'
 COLLAGE_FT = 'deeplabv3plus_r18-tiny_1xb8-500_collage-80x80.py'
+COLLAGE_NYSTROM = 'r18-tiny_1xb8-2k_collage-80x80.py'
 #: dataset -> its generator, tools/make_demo_data.py --kind
 DATA_KIND = {'demo': 'scenes', 'aerial': 'aerial', 'collage': 'collage'}
 DATASETS = tuple(DATA_KIND)
@@ -80,6 +81,11 @@ def known_arms(dataset: str) -> Dict[str, str]:
                      'dualreg-iou-dataset-mumax2_'),
                     ('dual_iou_w05', 'dualreg-iou-w05_'),
                     ('dual_fbeta', 'dualreg-fbeta_'))}
+        # the Nystrom context head, without its context, with DualIoU
+        for name, prefix in (('nystrom', 'nystrom_'),
+                             ('nystrom_noctx', 'nystrom-noctx_'),
+                             ('nystrom_dual_iou', 'nystrom-dualreg-iou_')):
+            arms[name] = f'configs/realistic/{prefix}{COLLAGE_NYSTROM}'
         # the fine-tuning protocol: 500 iterations from a CE checkpoint
         # (--cfg-options load_from=.../ce/seed{seed}/iter_2000.pth)
         for name, prefix in (('ce', 'ft-ce_'), ('dual_iou', 'ft-dualreg-iou_'),
