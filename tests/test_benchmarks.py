@@ -218,6 +218,28 @@ def test_attention_cost_runs_a_tiny_sweep(tmp_path):
     assert all(r['repeats'] == 1 for r in res['rows'])
 
 
+def test_head_cost_times_the_shipped_heads_and_writes_the_table(tmp_path):
+    """The DeepLabV3+ ASPP head and the Nystrom head of the COCO-Stuff
+    configs, on a 4 x 4 c4 map: ratios to the first head, the table."""
+    bench = _load('head_cost')
+    res = bench.main(['--quick', '--tokens', '16', '--threads', '1',
+                      '--device', 'cpu', '--system-malloc',
+                      '--out', str(tmp_path)])
+    assert json.loads((tmp_path / 'head_cost.json').read_text()) == res
+    assert res['heads'] == ['aspp_plus', 'nystrom']
+    assert res['configs']['nystrom'].startswith('configs/nystrom/')
+    rows = res['tokens']['16']
+    assert rows['aspp_plus']['x_time'] == 1.0
+    assert rows['nystrom']['x_time'] == pytest.approx(
+        rows['nystrom']['median_ms'] / rows['aspp_plus']['median_ms'])
+    assert rows['nystrom']['peak_mb'] > 0
+    assert res['params']['nystrom'] != res['params']['aspp_plus']
+    md = (tmp_path / 'head_cost.md').read_text()
+    assert '| 16 (4 x 4) | `nystrom` |' in md
+    with pytest.raises(SystemExit):
+        bench.parse_args(['--tokens', '4000'])  # not a square
+
+
 def test_dist_loss_cost_dry_run_counts_bytes(tmp_path):
     """Two gloo ranks on the CPU: every loss x world in the JSON, no bytes
     at world 1, and the default form's bytes are O(C): the same at local

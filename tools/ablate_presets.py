@@ -62,6 +62,7 @@ def known_arms(dataset: str) -> Dict[str, str]:
         arms = {
             'ce': f'configs/demo/{AERIAL}',
             'dual_iou': f'configs/demo/dualreg-iou_{AERIAL}',
+            'dual_iou_ratio': f'configs/demo/dualreg-iou-ratio_{AERIAL}',
             'lovasz': f'configs/demo/lovasz_{AERIAL}',
             'jml': f'configs/demo/jml_{AERIAL}',
             'jml_mix': f'configs/demo/jml-mix_{AERIAL}',
@@ -75,6 +76,8 @@ def known_arms(dataset: str) -> Dict[str, str]:
                     ('jml_mix', 'jml-mix_'), ('dice', 'dice_'),
                     ('dual_iou_dataset', 'dualreg-iou-dataset_'),
                     ('dual_iou_ratio', 'dualreg-iou-ratio_'),
+                    ('dual_iou_ratio_w05', 'dualreg-iou-ratio-w05_'),
+                    ('dual_fbeta05_ratio', 'dualreg-fbeta05-ratio_'),
                     ('dual_iou_dataset_eta0025',
                      'dualreg-iou-dataset-eta0025_'),
                     ('dual_iou_dataset_mumax2',
@@ -84,6 +87,7 @@ def known_arms(dataset: str) -> Dict[str, str]:
         # the Nystrom context head, without its context, with DualIoU
         for name, prefix in (('nystrom', 'nystrom_'),
                              ('nystrom_noctx', 'nystrom-noctx_'),
+                             ('nystrom_gate1', 'nystrom-gate1_'),
                              ('nystrom_dual_iou', 'nystrom-dualreg-iou_')):
             arms[name] = f'configs/realistic/{prefix}{COLLAGE_NYSTROM}'
         # the fine-tuning protocol: 500 iterations from a CE checkpoint
