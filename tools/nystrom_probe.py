@@ -13,6 +13,9 @@ config (whole images, as ``tools/test.py`` sees them), it measures:
   rest is one vector per image, as an image-pooling branch gives);
 * ``mIoU`` and ``aAcc`` as trained and with the branch knocked out
   (``gamma = 0`` at test time): what the trained model loses without it;
+* ``mIoU_exact_attention``: the same model with exact softmax attention
+  in place of the Nystrom approximation (landmarks = tokens): what the
+  approximation costs;
 * ``rf_cover``: the share of the input pixels that reach the centre token of
   ``y`` (the gradient of its features with respect to the image is above
   1e-3 of its largest value), averaged over a few images. Near 1 means the
@@ -95,8 +98,10 @@ def val_samples(model, max_images: int = None) -> List[dict]:
     return [dataset[i] for i in range(n)]
 
 
-def evaluate(model, samples, knock_out: bool) -> Dict[str, float]:
-    """mIoU / aAcc (segreg's convention) and the branch's share."""
+def evaluate(model, samples, knock_out: bool = False,
+             exact: bool = False) -> Dict[str, float]:
+    """mIoU / aAcc (segreg's convention) and the branch's share, as
+    trained, with the branch knocked out, or with exact attention."""
     from segreg.evaluation.functional import (confusion_matrix,
                                               metrics_from_confusion)
     head = model.decode_head
@@ -115,6 +120,9 @@ def evaluate(model, samples, knock_out: bool) -> Dict[str, float]:
         return out
 
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
+    landmarks = head.attn.num_landmarks
+    if exact:  # m >= n: the op returns exact softmax attention
+        head.attn.num_landmarks = 1 << 30
     head.context = probe
     try:
         with torch.no_grad():
@@ -130,6 +138,7 @@ def evaluate(model, samples, knock_out: bool) -> Dict[str, float]:
                 conf += confusion_matrix(p, g, num_classes)
     finally:
         del head.context
+        head.attn.num_landmarks = landmarks
         with torch.no_grad():
             head.gamma.copy_(gamma)
     m = metrics_from_confusion(conf)
@@ -167,18 +176,21 @@ def main(argv=None) -> List[dict]:
         if cfg not in samples_of:
             samples_of[cfg] = val_samples(model, args.max_images)
         samples = samples_of[cfg]
-        on = evaluate(model, samples, knock_out=False)
+        on = evaluate(model, samples)
         off = evaluate(model, samples, knock_out=True)
+        exact = evaluate(model, samples, exact=True)
         row = dict(checkpoint=ckpt, gamma=model.decode_head.gamma.item(),
                    share=on['share'], share_varying=on['share_varying'], mIoU=on['mIoU'], aAcc=on['aAcc'],
                    mIoU_knocked_out=off['mIoU'], aAcc_knocked_out=off['aAcc'],
+                   mIoU_exact_attention=exact['mIoU'],
                    rf_cover=rf_cover(model, samples, args.rf_images),
                    images=len(samples))
         rows.append(row)
         print(f"{ckpt}: gamma {row['gamma']:+.4f}  share "
               f"{100 * row['share']:.1f}% (varying "
               f"{100 * row['share_varying']:.1f}%)  mIoU {row['mIoU']:.2f} -> "
-              f"{row['mIoU_knocked_out']:.2f} without the branch  aAcc "
+              f"{row['mIoU_knocked_out']:.2f} without the branch, "
+              f"{row['mIoU_exact_attention']:.2f} with exact attention  aAcc "
               f"{row['aAcc']:.2f} -> {row['aAcc_knocked_out']:.2f}  "
               f"receptive field covers {100 * row['rf_cover']:.0f}% of the "
               'image', flush=True)

@@ -1,5 +1,6 @@
 """tools/nystrom_probe.py: the context branch's share scales with the gate,
-a zero gate has nothing to knock out, and the knock-out restores the gate."""
+a zero gate has nothing to knock out or to make exact, and the knock-out
+restores the gate."""
 from __future__ import annotations
 
 import os.path as osp
@@ -50,6 +51,7 @@ def test_probe_share_knock_out_and_receptive_field(checkpoints, tools_on_path):
     assert rows[0.0]['share'] == 0.0
     assert rows[0.0]['mIoU_knocked_out'] == rows[0.0]['mIoU']
     assert rows[0.0]['aAcc_knocked_out'] == rows[0.0]['aAcc']
+    assert rows[0.0]['mIoU_exact_attention'] == rows[0.0]['mIoU']
     # the branch is gamma * attention(norm(y)): its share is linear in gamma
     assert rows[0.5]['share'] > 0
     assert rows[1.0]['share'] == pytest.approx(2 * rows[0.5]['share'],
