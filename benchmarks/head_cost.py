@@ -143,9 +143,9 @@ def table(res: dict) -> str:
         f"{res['reps']} interleaved repetitions; ratios to `{base}`. "
         '`python benchmarks/head_cost.py` wrote this table.',
         '',
-        '| tokens (c4 map) | head | fwd + bwd ms | x ' + base +
+        '| tokens (c4 map) | head | parameters | fwd + bwd ms | x ' + base +
         ' | peak MB | x ' + base + ' memory |',
-        '|---|---|---|---|---|---|']
+        '|---|---|---|---|---|---|---|']
     for n, rows in res['tokens'].items():
         s = math.isqrt(int(n))
         for h in res['heads']:
@@ -153,6 +153,7 @@ def table(res: dict) -> str:
             mem = '-' if r['peak_mb'] is None else f"{r['peak_mb']:.0f}"
             xm = '-' if r['x_mem'] is None else f"{r['x_mem']:.2f}"
             lines.append(f"| {int(n):,} ({s} x {s}) | `{h}` | "
+                         f"{res['params'][h] / 1e6:.1f} M | "
                          f"{r['median_ms']:.0f} | {r['x_time']:.2f} | "
                          f"{mem} | {xm} |")
     return '\n'.join(lines) + '\n'

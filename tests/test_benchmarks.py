@@ -235,7 +235,7 @@ def test_head_cost_times_the_shipped_heads_and_writes_the_table(tmp_path):
     assert rows['nystrom']['peak_mb'] > 0
     assert res['params']['nystrom'] != res['params']['aspp_plus']
     md = (tmp_path / 'head_cost.md').read_text()
-    assert '| 16 (4 x 4) | `nystrom` |' in md
+    assert '| 16 (4 x 4) | `nystrom` | ' in md and ' M | ' in md
     with pytest.raises(SystemExit):
         bench.parse_args(['--tokens', '4000'])  # not a square
 
