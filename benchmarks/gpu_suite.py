@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The GPU suite in one process: loss tables, train steps, attention.
+"""The GPU suite in one process: loss tables, train steps, attention, heads.
 
 Run through benchmarks/gpu_suite.sh (which installs what is missing from a
 local wheel folder); ``--dry-run`` uses tiny shapes on the CPU so that the
@@ -18,6 +18,9 @@ Writes into OUT:
   the default at every pixel vs CE + Lovasz, with the peak memory of each;
 * ``attention.json``: benchmarks/attention_cost.py, the Nystrom op and head
   vs SDPA at 4k / 16k / 64k tokens, time and peak memory;
+* ``head_cost.json`` / ``.md``: benchmarks/head_cost.py, the COCO-Stuff
+  configs' DeepLabV3+ ASPP head and Nystrom head, forward + backward at
+  4,096 and 16,384 tokens, batch 4, time and peak memory;
 * ``summary.md`` (every table) and ``suite.json`` (wall time of each part).
 """
 from __future__ import annotations
@@ -52,7 +55,9 @@ def plan(dry: bool) -> dict:
             step=['--config', DEMO, '--input', '2', '32', '32', '--reps',
                   '1', '--warmup', '0'],
             att=['--tokens', '64', '--landmarks', '16', '--heads', '2',
-                 '--head-dims', '8', '--repeats', '1'])
+                 '--head-dims', '8', '--repeats', '1'],
+            head=['--tokens', '16', '--quick', '--threads', '1',
+                  '--system-malloc'])
     return dict(
         device='cuda',
         loss=['--batch', '8', '--classes', '171', '--size', '512',
@@ -60,7 +65,9 @@ def plan(dry: bool) -> dict:
         step=['--config', R50_D8, '--input', '8', '512', '512', '--reps',
               '10', '--warmup', '2'],
         att=['--tokens', '4096', '16384', '65536', '--landmarks', '256',
-             '--repeats', '5', '--max-exact-tokens', '16384'])
+             '--repeats', '5', '--max-exact-tokens', '16384'],
+        head=['--tokens', '4096', '16384', '--batch', '4', '--reps', '10',
+              '--warmup', '2'])
 
 
 def main(argv=None) -> int:
@@ -70,6 +77,7 @@ def main(argv=None) -> int:
                    help='tiny shapes on the CPU (CI)')
     args = p.parse_args(argv)
     import attention_cost
+    import head_cost
     import loss_cost
     import train_step_cost
     os.makedirs(args.out, exist_ok=True)
@@ -121,6 +129,9 @@ def main(argv=None) -> int:
         md.append(f"| {r['method']} | {r['tokens']} | "
                   f"{'-' if ms is None else f'{ms:.2f}'} | "
                   f"{'-' if pk is None else f'{pk:.1f}'} | {r['status']} |")
+    heads = run('head_cost', lambda: head_cost.main(
+        cfg['head'] + dev + ['--out', args.out]))
+    md += ['#' + head_cost.table(heads)] + ['']  # its title one level down
     rounded = {k: round(v, 1) for k, v in walls.items()}
     md += ['', f'wall seconds: {json.dumps(rounded)}']
     with open(osp.join(args.out, 'summary.md'), 'w') as f:

@@ -4,7 +4,7 @@
 #   benchmarks/gpu_suite.sh OUT_DIR            # full run on cuda:0
 #   benchmarks/gpu_suite.sh OUT_DIR --dry-run  # tiny shapes on the CPU (CI)
 #
-# Writes OUT_DIR/{loss_fp32,loss_bf16,train_step,attention,suite}.json and
+# Writes OUT_DIR/{loss_fp32,loss_bf16,train_step,attention,head_cost,suite}.json and
 # OUT_DIR/summary.md (benchmarks/gpu_suite.py says what each holds).
 #
 # Runs from this checkout (segreg is imported from the source tree). On a

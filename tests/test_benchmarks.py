@@ -170,7 +170,7 @@ def test_gpu_suite_dry_run_writes_every_table(tmp_path):
         env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ('loss_fp32', 'loss_bf16', 'train_step', 'attention',
-                 'suite'):
+                 'head_cost', 'suite'):
         assert (out / f'{name}.json').is_file(), name
     fp32 = json.loads((out / 'loss_fp32.json').read_text())
     bf16 = json.loads((out / 'loss_bf16.json').read_text())
@@ -184,7 +184,8 @@ def test_gpu_suite_dry_run_writes_every_table(tmp_path):
     summary = (out / 'summary.md').read_text()
     for part in ('Loss cost at 2 x 5 x 32 x 32, fp32', 'bf16',
                  '## Train step', '## Attention', '(`direct_s4`)',
-                 '(`lovasz`)', 'ce + direct_s1', 'nystrom-mod'):
+                 '(`lovasz`)', 'ce + direct_s1', 'nystrom-mod',
+                 '## Decode-head cost', '| 16 (4 x 4) | `nystrom` |'):
         assert part in summary, part
 
 
@@ -203,6 +204,7 @@ def test_gpu_suite_full_plan_is_the_coco_stuff_scale():
     assert 'deeplabv3_r50-d8' in loss
     assert full['step'][full['step'].index('--input') + 1:][:3] == \
         ['8', '512', '512']
+    assert full['head'][:3] == ['--tokens', '4096', '16384']
 
 
 def test_attention_cost_runs_a_tiny_sweep(tmp_path):
