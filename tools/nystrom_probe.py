@@ -89,13 +89,19 @@ def load(cfg_path: str, ckpt: str):
 
 def val_samples(model, max_images: int = None) -> List[dict]:
     """The validation split through the config's test pipeline."""
-    from mmengine.dataset import Compose
     from mmseg.registry import DATASETS
 
     cfg = model.cfg.test_dataloader.dataset.copy()
     dataset = DATASETS.build(cfg)
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
     return [dataset[i] for i in range(n)]
+
+
+def preprocess(model, sample: dict) -> dict:
+    """One dataset sample through the model's data preprocessor."""
+    return model.data_preprocessor(
+        dict(inputs=[sample['inputs']],
+             data_samples=[sample['data_samples']]), False)
 
 
 def evaluate(model, samples, knock_out: bool = False,
@@ -129,9 +135,7 @@ def evaluate(model, samples, knock_out: bool = False,
             if knock_out:
                 head.gamma.zero_()
             for s in samples:
-                data = model.data_preprocessor(
-                    dict(inputs=[s['inputs']], data_samples=[
-                        s['data_samples']]), False)
+                data = preprocess(model, s)
                 pred = model.predict(data['inputs'], data['data_samples'])[0]
                 p = pred.pred_sem_seg.data[0].numpy()
                 g = pred.gt_sem_seg.data[0].numpy()
@@ -153,9 +157,7 @@ def rf_cover(model, samples, n: int) -> float:
     head = model.decode_head
     covers = []
     for s in samples[:n]:
-        data = model.data_preprocessor(
-            dict(inputs=[s['inputs']], data_samples=[s['data_samples']]),
-            False)
+        data = preprocess(model, s)
         img = data['inputs'].clone().requires_grad_(True)
         feats = model.extract_feat(img)
         y = head.convs[0](head._transform_inputs(feats))
